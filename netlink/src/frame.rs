@@ -1,0 +1,235 @@
+//! Netlink framing shared by every family plugctl speaks: walking the
+//! `nlmsghdr`s of a received datagram and decoding `NLMSG_ERROR` (ACKs,
+//! errors and their extended-ack strings).
+//!
+//! Message *bodies* are parsed elsewhere (tc by `netlink-packet-route`,
+//! nf_tables by [`crate::nft`]); this module only cuts the datagram up.
+
+use crate::error::{Error, KernelError};
+
+/// `NLMSG_NOOP`.
+pub const NLMSG_NOOP: u16 = 1;
+/// `NLMSG_ERROR`: an ACK (error 0) or a failure (`-errno`).
+pub const NLMSG_ERROR: u16 = 2;
+/// `NLMSG_DONE`: the end of a dump.
+pub const NLMSG_DONE: u16 = 3;
+/// `NLMSG_OVERRUN`.
+pub const NLMSG_OVERRUN: u16 = 4;
+
+/// `NLM_F_REQUEST`.
+pub const NLM_F_REQUEST: u16 = 0x001;
+/// `NLM_F_MULTI`.
+pub const NLM_F_MULTI: u16 = 0x002;
+/// `NLM_F_ACK`.
+pub const NLM_F_ACK: u16 = 0x004;
+/// `NLM_F_ECHO`.
+pub const NLM_F_ECHO: u16 = 0x008;
+/// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
+pub const NLM_F_DUMP: u16 = 0x300;
+/// `NLM_F_REPLACE`.
+pub const NLM_F_REPLACE: u16 = 0x100;
+/// `NLM_F_EXCL`.
+pub const NLM_F_EXCL: u16 = 0x200;
+/// `NLM_F_CREATE`.
+pub const NLM_F_CREATE: u16 = 0x400;
+/// `NLM_F_APPEND`.
+pub const NLM_F_APPEND: u16 = 0x800;
+/// `NLM_F_ACK_TLVS` on an `NLMSG_ERROR`: extended-ack attributes follow.
+pub const NLM_F_ACK_TLVS: u16 = 0x200;
+/// `NLM_F_CAPPED` on an `NLMSG_ERROR`: the request payload was not echoed.
+pub const NLM_F_CAPPED: u16 = 0x100;
+
+/// `NLMSGERR_ATTR_MSG`: a human-readable string.
+const NLMSGERR_ATTR_MSG: u16 = 1;
+
+/// Size of `struct nlmsghdr`.
+pub const NLMSG_HDRLEN: usize = 16;
+
+/// Round `len` up to netlink's 4-byte alignment.
+pub const fn align(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+/// One netlink message as received: header fields and the body after the
+/// 16-byte `nlmsghdr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMessage {
+    /// `nlmsg_type`.
+    pub ty: u16,
+    /// `nlmsg_flags`.
+    pub flags: u16,
+    /// `nlmsg_seq`.
+    pub seq: u32,
+    /// The body (everything after the header, without trailing padding).
+    pub payload: Vec<u8>,
+}
+
+impl RawMessage {
+    /// The whole message, header included (what the kernel sent, minus padding).
+    pub fn to_bytes(&self, pid: u32) -> Vec<u8> {
+        let mut out = header(
+            (NLMSG_HDRLEN + self.payload.len()) as u32,
+            self.ty,
+            self.flags,
+            self.seq,
+            pid,
+        )
+        .to_vec();
+        out.extend_from_slice(&self.payload);
+        out
+    }
+
+    /// If this is an `NLMSG_ERROR`, decode it.
+    pub fn as_ack(&self) -> Option<Result<Ack, Error>> {
+        (self.ty == NLMSG_ERROR).then(|| Ack::parse(self))
+    }
+}
+
+/// Emit a 16-byte `nlmsghdr`.
+pub fn header(len: u32, ty: u16, flags: u16, seq: u32, pid: u32) -> [u8; NLMSG_HDRLEN] {
+    let mut h = [0u8; NLMSG_HDRLEN];
+    h[0..4].copy_from_slice(&len.to_ne_bytes());
+    h[4..6].copy_from_slice(&ty.to_ne_bytes());
+    h[6..8].copy_from_slice(&flags.to_ne_bytes());
+    h[8..12].copy_from_slice(&seq.to_ne_bytes());
+    h[12..16].copy_from_slice(&pid.to_ne_bytes());
+    h
+}
+
+/// Split a datagram into its messages.
+pub fn split(mut buf: &[u8]) -> Result<Vec<RawMessage>, Error> {
+    let mut out = Vec::new();
+    while buf.len() >= NLMSG_HDRLEN {
+        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if len < NLMSG_HDRLEN || len > buf.len() {
+            return Err(Error::Malformed(format!(
+                "nlmsghdr length {len} with {} bytes left",
+                buf.len()
+            )));
+        }
+        out.push(RawMessage {
+            ty: u16::from_ne_bytes([buf[4], buf[5]]),
+            flags: u16::from_ne_bytes([buf[6], buf[7]]),
+            seq: u32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]),
+            payload: buf[NLMSG_HDRLEN..len].to_vec(),
+        });
+        buf = &buf[align(len).min(buf.len())..];
+    }
+    Ok(out)
+}
+
+/// A decoded `NLMSG_ERROR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// Sequence number of the message this answers.
+    pub seq: u32,
+    /// `Ok(())` for an ACK, the kernel's error otherwise.
+    pub result: Result<(), KernelError>,
+}
+
+impl Ack {
+    fn parse(msg: &RawMessage) -> Result<Ack, Error> {
+        let p = &msg.payload;
+        if p.len() < 4 + NLMSG_HDRLEN {
+            return Err(Error::Malformed(format!(
+                "NLMSG_ERROR of {} bytes",
+                p.len()
+            )));
+        }
+        let errno = i32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
+        let echoed_len = u32::from_ne_bytes([p[4], p[5], p[6], p[7]]) as usize;
+        if errno == 0 {
+            return Ok(Ack {
+                seq: msg.seq,
+                result: Ok(()),
+            });
+        }
+        // The echoed request: only its header when capped, else all of it.
+        let echoed = if msg.flags & NLM_F_CAPPED != 0 {
+            NLMSG_HDRLEN
+        } else {
+            align(echoed_len)
+        };
+        let mut message = None;
+        if msg.flags & NLM_F_ACK_TLVS != 0 {
+            let tlvs = p.get(4 + echoed..).unwrap_or_default();
+            message = extack_message(tlvs);
+        }
+        Ok(Ack {
+            seq: msg.seq,
+            result: Err(KernelError {
+                errno: -errno,
+                message,
+            }),
+        })
+    }
+}
+
+fn extack_message(mut tlvs: &[u8]) -> Option<String> {
+    while tlvs.len() >= 4 {
+        let len = u16::from_ne_bytes([tlvs[0], tlvs[1]]) as usize;
+        let ty = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & 0x3fff;
+        if len < 4 || len > tlvs.len() {
+            return None;
+        }
+        if ty == NLMSGERR_ATTR_MSG {
+            let s = &tlvs[4..len];
+            let s = s.split(|b| *b == 0).next().unwrap_or_default();
+            return Some(String::from_utf8_lossy(s).into_owned());
+        }
+        tlvs = &tlvs[align(len).min(tlvs.len())..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    // [CAPTURED kernel] ACK for `tc qdisc add dev lo root handle 1: prio bands 4`
+    // on 6.1 (netlink-reference.md §1.4).
+    #[test]
+    fn parses_capped_ack() {
+        let b = hex("24000000 02000001 512b056b a4000000 00000000 4c000000 24000506 512b056b 00000000");
+        let msgs = split(&b).unwrap();
+        assert_eq!(msgs.len(), 1);
+        let ack = msgs[0].as_ack().unwrap().unwrap();
+        assert_eq!(ack.seq, 0x6b052b51);
+        assert_eq!(ack.result, Ok(()));
+    }
+
+    // [CAPTURED kernel] EEXIST with extack, 6.18 (netlink-reference.md §1.4).
+    #[test]
+    fn parses_error_with_extack() {
+        let b = hex(
+            "6c000000 02000002 02000000 331c0000 efffffff
+             30000000 24000506 02000000 00000000
+             00000000 01000000 00000100 ffffffff
+             00000000 0a000100 70666966 6f000000
+             27000100 45786375 73697669 74792066 6c616720 6f6e2c20 63616e6e 6f74206d 6f646966 79000000",
+        );
+        let msgs = split(&b).unwrap();
+        let ack = msgs[0].as_ack().unwrap().unwrap();
+        assert_eq!(
+            ack.result,
+            Err(KernelError {
+                errno: 17,
+                message: Some("Exclusivity flag on, cannot modify".into())
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_truncated() {
+        let b = hex("24000000 02000001 512b056b a4000000 00000000");
+        assert!(split(&b).is_err());
+    }
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs what the VM test lab (tests/vm/*.sh) needs on a Debian 12 host:
+# qemu-system-x86, busybox-static, kmod, iproute2, nftables, libnl-utils from apt
+# (only the missing ones; `apt-get update` runs only if something is missing)
+# and virtme-ng (command `vng`) from PyPI when `vng` is not on PATH.
+# Idempotent and non-interactive; must run as root (as CI does).
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+
+# kmod: vng runs depmod on the unpacked kernel, and the guest (which shares the
+# host root fs) needs modprobe for module auto-loading.
+APT_PKGS=(qemu-system-x86 busybox-static kmod iproute2 nftables libnl-utils)
+
+# A Debian package counts as present when dpkg says "install ok installed".
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
+
+if [[ $(id -u) -ne 0 ]]; then
+    SUDO=(sudo)
+else
+    SUDO=()
+fi
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+    pkg_installed "$p" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+    echo "install-deps: installing ${missing[*]}" >&2
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+    echo "install-deps: apt packages already present" >&2
+fi
+
+# vng may live in a pyenv shim dir that is not on a non-login PATH.
+find_vng() {
+    if command -v vng >/dev/null 2>&1; then
+        command -v vng
+        return 0
+    fi
+    local c
+    for c in "${PYENV_ROOT:-$HOME/.pyenv}/shims/vng" "$HOME/.local/bin/vng" /usr/local/bin/vng; do
+        if [[ -x $c ]]; then
+            echo "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if vng_path=$(find_vng); then
+    echo "install-deps: vng present at $vng_path" >&2
+else
+    echo "install-deps: installing virtme-ng from PyPI" >&2
+    py=python3
+    if [[ -x "${PYENV_ROOT:-$HOME/.pyenv}/shims/python3" ]]; then
+        py="${PYENV_ROOT:-$HOME/.pyenv}/shims/python3"
+    fi
+    "$py" -m pip install --quiet --disable-pip-version-check virtme-ng
+    # pyenv needs a rehash to create the new shim.
+    if command -v pyenv >/dev/null 2>&1; then
+        pyenv rehash || true
+    elif [[ -x "${PYENV_ROOT:-$HOME/.pyenv}/bin/pyenv" ]]; then
+        "${PYENV_ROOT:-$HOME/.pyenv}/bin/pyenv" rehash || true
+    fi
+    vng_path=$(find_vng) || {
+        echo "install-deps: virtme-ng installed but vng not found on PATH" >&2
+        exit 1
+    }
+    echo "install-deps: vng installed at $vng_path" >&2
+fi
