@@ -198,7 +198,8 @@ mod tests {
     // on 6.1 (netlink-reference.md §1.4).
     #[test]
     fn parses_capped_ack() {
-        let b = hex("24000000 02000001 512b056b a4000000 00000000 4c000000 24000506 512b056b 00000000");
+        let b =
+            hex("24000000 02000001 512b056b a4000000 00000000 4c000000 24000506 512b056b 00000000");
         let msgs = split(&b).unwrap();
         assert_eq!(msgs.len(), 1);
         let ack = msgs[0].as_ack().unwrap().unwrap();
@@ -209,13 +210,11 @@ mod tests {
     // [CAPTURED kernel] EEXIST with extack, 6.18 (netlink-reference.md §1.4).
     #[test]
     fn parses_error_with_extack() {
-        let b = hex(
-            "6c000000 02000002 02000000 331c0000 efffffff
+        let b = hex("6c000000 02000002 02000000 331c0000 efffffff
              30000000 24000506 02000000 00000000
              00000000 01000000 00000100 ffffffff
              00000000 0a000100 70666966 6f000000
-             27000100 4578636c7573697669747920666c6167206f6e2c2063616e6e6f74206d6f646966790000",
-        );
+             27000100 4578636c7573697669747920666c6167206f6e2c2063616e6e6f74206d6f646966790000");
         let msgs = split(&b).unwrap();
         let ack = msgs[0].as_ack().unwrap().unwrap();
         assert_eq!(

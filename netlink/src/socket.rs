@@ -176,7 +176,11 @@ impl Socket {
     /// before ~6.10 do not ACK the batch markers, so the rule is: drain every
     /// reply the batch produced; success ⇔ no `NLMSG_ERROR` with a non-zero
     /// code (netlink-reference.md §7.1).
-    pub fn batch(&mut self, bytes: &[u8], seqs: std::ops::RangeInclusive<u32>) -> Result<(), Error> {
+    pub fn batch(
+        &mut self,
+        bytes: &[u8],
+        seqs: std::ops::RangeInclusive<u32>,
+    ) -> Result<(), Error> {
         self.send(bytes)?;
         let mut first_err: Option<KernelError> = None;
         // Everything is queued once sendmsg returned; drain without blocking.

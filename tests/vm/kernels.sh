@@ -19,6 +19,7 @@ set -euo pipefail
 
 CACHE=${PLUGCTL_LAB_CACHE:-$HOME/.cache/plugctl-lab}
 REFRESH=0
+QUIET=0
 
 log() { echo "kernels: $*" >&2; }
 die() {
@@ -150,7 +151,7 @@ ensure_kernel() {
     if ((!REFRESH)); then
         k=$(cached_vmlinuz "$series")
         if [[ -n $k ]]; then
-            log "$series: already unpacked"
+            ((QUIET)) || log "$series: already unpacked"
             echo "$k"
             return 0
         fi
@@ -221,7 +222,7 @@ main() {
     local path_only=0 args=()
     while (($#)); do
         case $1 in
-            --path) path_only=1 ;;
+            --path) path_only=1 QUIET=1 ;;
             --refresh) REFRESH=1 ;;
             -h | --help) usage 0 ;;
             -*) usage ;;

@@ -38,7 +38,10 @@ impl FwOptions {
             let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
             let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
             let value = b.get(4..len)?;
-            let word = value.get(0..4).and_then(|w| w.try_into().ok()).map(u32::from_ne_bytes);
+            let word = value
+                .get(0..4)
+                .and_then(|w| w.try_into().ok())
+                .map(u32::from_ne_bytes);
             match ty {
                 TCA_FW_CLASSID => classid = word,
                 TCA_FW_MASK => mask = word,

@@ -66,7 +66,12 @@ mod tests {
 
     #[test]
     fn text_round_trip() {
-        for (s, v) in [("1:", 0x0001_0000), ("1:4", 0x0001_0004), ("40:", 0x0040_0000), ("root", 0xFFFF_FFFF)] {
+        for (s, v) in [
+            ("1:", 0x0001_0000),
+            ("1:4", 0x0001_0004),
+            ("40:", 0x0040_0000),
+            ("root", 0xFFFF_FFFF),
+        ] {
             let h: Handle = s.parse().unwrap();
             assert_eq!(h.0, v);
             assert_eq!(h.to_string(), s);

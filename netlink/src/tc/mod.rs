@@ -20,7 +20,7 @@ pub use plug::{PlugAction, PlugOptions};
 pub use prio::{PrioOptions, DEFAULT_PRIOMAP};
 
 use netlink_packet_core::{
-    DefaultNla, Nla, NetlinkHeader, NetlinkMessage, NetlinkPayload, Parseable,
+    DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla, Parseable,
 };
 use netlink_packet_route::tc::{TcAttribute, TcHeader, TcMessage, TcOption, TcStats2};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -87,7 +87,9 @@ impl QdiscKind {
             options: options.map(<[u8]>::to_vec),
         };
         match (kind, options) {
-            ("prio", Some(o)) => PrioOptions::parse(o).map(QdiscKind::Prio).unwrap_or_else(other),
+            ("prio", Some(o)) => PrioOptions::parse(o)
+                .map(QdiscKind::Prio)
+                .unwrap_or_else(other),
             ("pfifo", o) => QdiscKind::Pfifo(o.and_then(FifoOptions::parse)),
             ("plug", o) => QdiscKind::Plug(o.and_then(PlugOptions::parse)),
             _ => other(),
@@ -177,32 +179,54 @@ fn kind_and_options(kind: &str, options: Option<Vec<u8>>) -> Vec<TcAttribute> {
 }
 
 /// `RTM_NEWQDISC`: create or change the qdisc `handle` at `parent`.
-pub fn new_qdisc(ifindex: i32, parent: Handle, handle: Handle, kind: &QdiscKind, how: Write, seq: u32) -> Vec<u8> {
+pub fn new_qdisc(
+    ifindex: i32,
+    parent: Handle,
+    handle: Handle,
+    kind: &QdiscKind,
+    how: Write,
+    seq: u32,
+) -> Vec<u8> {
     let msg = TcMessage::from_parts(
         header(ifindex, handle, parent, 0),
         kind_and_options(kind.name(), kind.options()),
     );
-    serialize(RouteNetlinkMessage::NewQueueDiscipline(msg), how.flags(), seq)
+    serialize(
+        RouteNetlinkMessage::NewQueueDiscipline(msg),
+        how.flags(),
+        seq,
+    )
 }
 
 /// `RTM_DELQDISC` of the qdisc `handle` at `parent` (`tc qdisc del`).
 /// Deleting a root qdisc removes its children and filters with it.
 pub fn del_qdisc(ifindex: i32, parent: Handle, handle: Handle, seq: u32) -> Vec<u8> {
     let msg = TcMessage::from_parts(header(ifindex, handle, parent, 0), vec![]);
-    serialize(RouteNetlinkMessage::DelQueueDiscipline(msg), NLM_F_REQUEST | NLM_F_ACK, seq)
+    serialize(
+        RouteNetlinkMessage::DelQueueDiscipline(msg),
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+    )
 }
 
 /// `RTM_GETQDISC` dump. The kernel ignores the ifindex: every device's
 /// qdiscs come back.
 pub fn dump_qdiscs(seq: u32) -> Vec<u8> {
     let msg = TcMessage::from_parts(header(0, Handle(0), Handle(0), 0), vec![]);
-    serialize(RouteNetlinkMessage::GetQueueDiscipline(msg), NLM_F_REQUEST | NLM_F_DUMP, seq)
+    serialize(
+        RouteNetlinkMessage::GetQueueDiscipline(msg),
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+    )
 }
 
 /// Parse one `RTM_NEWQDISC` dump entry.
 pub fn parse_qdisc(msg: &RawMessage) -> Result<Qdisc, Error> {
     if msg.ty != RTM_NEWQDISC {
-        return Err(Error::Malformed(format!("type {} is not RTM_NEWQDISC", msg.ty)));
+        return Err(Error::Malformed(format!(
+            "type {} is not RTM_NEWQDISC",
+            msg.ty
+        )));
     }
     let tc = TcMessage::parse(&msg.payload[..]).map_err(|e| Error::Malformed(e.to_string()))?;
     let (kind, options, stats) = attributes(&tc.attributes);
@@ -279,26 +303,48 @@ fn filter_info(prio: u16, protocol: u16) -> u32 {
 /// `RTM_NEWTFILTER` (`tc filter add ... fw classid ...`, REQUEST|ACK|EXCL|CREATE).
 pub fn new_fw_filter(f: &FwFilter, seq: u32) -> Vec<u8> {
     let msg = TcMessage::from_parts(
-        header(f.ifindex, Handle(f.mark), f.parent, filter_info(f.prio, f.protocol)),
+        header(
+            f.ifindex,
+            Handle(f.mark),
+            f.parent,
+            filter_info(f.prio, f.protocol),
+        ),
         kind_and_options("fw", Some(f.options.to_bytes())),
     );
-    serialize(RouteNetlinkMessage::NewTrafficFilter(msg), Write::Create.flags(), seq)
+    serialize(
+        RouteNetlinkMessage::NewTrafficFilter(msg),
+        Write::Create.flags(),
+        seq,
+    )
 }
 
 /// `RTM_DELTFILTER` of one fw filter (`tc filter del ... prio P handle H fw`).
 pub fn del_fw_filter(f: &FwFilter, seq: u32) -> Vec<u8> {
     let msg = TcMessage::from_parts(
-        header(f.ifindex, Handle(f.mark), f.parent, filter_info(f.prio, f.protocol)),
+        header(
+            f.ifindex,
+            Handle(f.mark),
+            f.parent,
+            filter_info(f.prio, f.protocol),
+        ),
         vec![TcAttribute::Kind("fw".into())],
     );
-    serialize(RouteNetlinkMessage::DelTrafficFilter(msg), NLM_F_REQUEST | NLM_F_ACK, seq)
+    serialize(
+        RouteNetlinkMessage::DelTrafficFilter(msg),
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+    )
 }
 
 /// `RTM_GETTFILTER` dump of the filters attached to `parent` on `ifindex`
 /// (the kernel honours both for filter dumps).
 pub fn dump_filters(ifindex: i32, parent: Handle, seq: u32) -> Vec<u8> {
     let msg = TcMessage::from_parts(header(ifindex, Handle(0), parent, 0), vec![]);
-    serialize(RouteNetlinkMessage::GetTrafficFilter(msg), NLM_F_REQUEST | NLM_F_DUMP, seq)
+    serialize(
+        RouteNetlinkMessage::GetTrafficFilter(msg),
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+    )
 }
 
 /// One filter as found in a dump.
@@ -323,11 +369,18 @@ pub struct Filter {
 /// Parse one `RTM_NEWTFILTER` dump entry.
 pub fn parse_filter(msg: &RawMessage) -> Result<Filter, Error> {
     if msg.ty != RTM_NEWTFILTER {
-        return Err(Error::Malformed(format!("type {} is not RTM_NEWTFILTER", msg.ty)));
+        return Err(Error::Malformed(format!(
+            "type {} is not RTM_NEWTFILTER",
+            msg.ty
+        )));
     }
     let tc = TcMessage::parse(&msg.payload[..]).map_err(|e| Error::Malformed(e.to_string()))?;
     let (kind, options, _) = attributes(&tc.attributes);
-    let fw = if kind == "fw" { options.as_deref().and_then(FwOptions::parse) } else { None };
+    let fw = if kind == "fw" {
+        options.as_deref().and_then(FwOptions::parse)
+    } else {
+        None
+    };
     Ok(Filter {
         ifindex: tc.header.index,
         parent: Handle(tc.header.parent.into()),

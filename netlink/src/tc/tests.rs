@@ -29,9 +29,18 @@ fn plug40() -> (Handle, Handle) {
 // i.e. netlink-reference.md Appendix A "prio_create", kernel-verified on 6.1.
 #[test]
 fn prio_create() {
-    let want = hex("48000000240005065452076b00000000000000000100000000000100ffffffff00000000
-                    090001007072696f00000000180002000400000001020202010200000101010101010101");
-    let got = new_qdisc(1, Handle::ROOT, Handle::new(1, 0), &QdiscKind::Prio(PrioOptions::with_bands(4)), Write::Create, SEQ);
+    let want = hex(
+        "48000000240005065452076b00000000000000000100000000000100ffffffff00000000
+                    090001007072696f00000000180002000400000001020202010200000101010101010101",
+    );
+    let got = new_qdisc(
+        1,
+        Handle::ROOT,
+        Handle::new(1, 0),
+        &QdiscKind::Prio(PrioOptions::with_bands(4)),
+        Write::Create,
+        SEQ,
+    );
     assert_eq!(got, want);
 }
 
@@ -39,7 +48,14 @@ fn prio_create() {
 #[test]
 fn pfifo_create() {
     let want = hex("38000000240005065452076b0000000000000000010000000000100001000100000000000a000100706669666f00000008000200e8030000");
-    let got = new_qdisc(1, Handle::new(1, 1), Handle::new(0x10, 0), &QdiscKind::Pfifo(Some(FifoOptions { limit: 1000 })), Write::Create, SEQ);
+    let got = new_qdisc(
+        1,
+        Handle::new(1, 1),
+        Handle::new(0x10, 0),
+        &QdiscKind::Pfifo(Some(FifoOptions { limit: 1000 })),
+        Write::Create,
+        SEQ,
+    );
     assert_eq!(got, want);
 }
 
@@ -48,7 +64,14 @@ fn pfifo_create() {
 fn plug_create() {
     let want = hex("3c000000240005065452076b00000000000000000100000000004000040001000000000009000100706c7567000000000c0002000300000000001000");
     let (parent, handle) = plug40();
-    let got = new_qdisc(1, parent, handle, &QdiscKind::Plug(Some(PlugOptions::create(1 << 20))), Write::Create, SEQ);
+    let got = new_qdisc(
+        1,
+        parent,
+        handle,
+        &QdiscKind::Plug(Some(PlugOptions::create(1 << 20))),
+        Write::Create,
+        SEQ,
+    );
     assert_eq!(got, want);
 }
 
@@ -57,7 +80,14 @@ fn plug_create() {
 fn plug_buffer() {
     let want = hex("3c000000240005005452076b00000000000000000100000000004000040001000000000009000100706c7567000000000c0002000000000000000000");
     let (parent, handle) = plug40();
-    let got = new_qdisc(1, parent, handle, &QdiscKind::Plug(Some(PlugOptions::action(PlugAction::Buffer))), Write::Change, SEQ);
+    let got = new_qdisc(
+        1,
+        parent,
+        handle,
+        &QdiscKind::Plug(Some(PlugOptions::action(PlugAction::Buffer))),
+        Write::Change,
+        SEQ,
+    );
     assert_eq!(got, want);
 }
 
@@ -66,7 +96,14 @@ fn plug_buffer() {
 fn plug_release_indefinite() {
     let want = hex("3c000000240005005452076b00000000000000000100000000004000040001000000000009000100706c7567000000000c0002000200000000000000");
     let (parent, handle) = plug40();
-    let got = new_qdisc(1, parent, handle, &QdiscKind::Plug(Some(PlugOptions::action(PlugAction::ReleaseIndefinite))), Write::Change, SEQ);
+    let got = new_qdisc(
+        1,
+        parent,
+        handle,
+        &QdiscKind::Plug(Some(PlugOptions::action(PlugAction::ReleaseIndefinite))),
+        Write::Change,
+        SEQ,
+    );
     assert_eq!(got, want);
 }
 
@@ -77,7 +114,10 @@ fn fw(protocol: u16, prio: u16, mask: Option<u32>) -> FwFilter {
         prio,
         protocol,
         mark: 1,
-        options: FwOptions { classid: Handle::new(1, 4), mask },
+        options: FwOptions {
+            classid: Handle::new(1, 4),
+            mask,
+        },
     }
 }
 
@@ -105,7 +145,9 @@ fn fw_filter_masked() {
 // tc filter del dev lo parent 1: protocol ip prio 1 handle 1 fw
 #[test]
 fn fw_filter_delete() {
-    let want = hex("2c0000002d0005005452076b0000000000000000010000000100000000000100080001000700010066770000");
+    let want = hex(
+        "2c0000002d0005005452076b0000000000000000010000000100000000000100080001000700010066770000",
+    );
     assert_eq!(del_fw_filter(&fw(ETH_P_IP, 1, None), SEQ), want);
 }
 
@@ -188,21 +230,41 @@ fn parses_fw_filter_dump() {
     assert_eq!(f.protocol, ETH_P_IP);
     assert_eq!(f.handle, 1);
     assert_eq!(f.kind, "fw");
-    assert_eq!(f.fw, Some(FwOptions { classid: Handle::new(1, 4), mask: None }));
+    assert_eq!(
+        f.fw,
+        Some(FwOptions {
+            classid: Handle::new(1, 4),
+            mask: None
+        })
+    );
 }
 
 #[test]
 fn options_round_trip() {
-    let p = PrioOptions { bands: 7, priomap: [3; 16] };
+    let p = PrioOptions {
+        bands: 7,
+        priomap: [3; 16],
+    };
     assert_eq!(PrioOptions::parse(&p.to_bytes()), Some(p));
-    for a in [PlugAction::Buffer, PlugAction::ReleaseOne, PlugAction::ReleaseIndefinite, PlugAction::Limit] {
-        let o = PlugOptions { action: a, limit: 12345 };
+    for a in [
+        PlugAction::Buffer,
+        PlugAction::ReleaseOne,
+        PlugAction::ReleaseIndefinite,
+        PlugAction::Limit,
+    ] {
+        let o = PlugOptions {
+            action: a,
+            limit: 12345,
+        };
         assert_eq!(PlugOptions::parse(&o.to_bytes()), Some(o));
     }
     let f = FifoOptions { limit: 99 };
     assert_eq!(FifoOptions::parse(&f.to_bytes()), Some(f));
     for mask in [None, Some(0xff)] {
-        let o = FwOptions { classid: Handle::new(1, 4), mask };
+        let o = FwOptions {
+            classid: Handle::new(1, 4),
+            mask,
+        };
         assert_eq!(FwOptions::parse(&o.to_bytes()), Some(o));
     }
     assert_eq!(PlugOptions::parse(&[9, 0, 0, 0, 0, 0, 0, 0]), None);
@@ -217,12 +279,25 @@ fn built_messages_parse_back() {
         QdiscKind::Plug(Some(PlugOptions::create(4096))),
     ];
     for kind in kinds {
-        let b = new_qdisc(3, Handle::new(1, 2), Handle::new(0x20, 0), &kind, Write::Create, 9);
+        let b = new_qdisc(
+            3,
+            Handle::new(1, 2),
+            Handle::new(0x20, 0),
+            &kind,
+            Write::Create,
+            9,
+        );
         let q = parse_qdisc(&split(&b).unwrap()[0]).unwrap();
-        assert_eq!((q.ifindex, q.parent, q.handle, &q.kind), (3, Handle::new(1, 2), Handle::new(0x20, 0), &kind));
+        assert_eq!(
+            (q.ifindex, q.parent, q.handle, &q.kind),
+            (3, Handle::new(1, 2), Handle::new(0x20, 0), &kind)
+        );
     }
     let f = fw(ETH_P_IPV6, 2, Some(0xf));
     let b = new_fw_filter(&f, 1);
     let p = parse_filter(&split(&b).unwrap()[0]).unwrap();
-    assert_eq!((p.prio, p.protocol, p.handle, p.fw), (2, ETH_P_IPV6, 1, Some(f.options)));
+    assert_eq!(
+        (p.prio, p.protocol, p.handle, p.fw),
+        (2, ETH_P_IPV6, 1, Some(f.options))
+    );
 }

@@ -1,0 +1,269 @@
+//! Requests: the install / delete batches and the GET requests used by `status`.
+
+use std::ops::RangeInclusive;
+
+use super::consts::*;
+use super::expr::expressions_attr;
+use super::rule::MarkRule;
+use super::wire::{attr_be32, attr_nest, attr_str, check_name, message};
+use super::NftError;
+
+/// plugctl's nf_tables objects: table `inet <table>`, base chain `<chain>` (type filter, hook
+/// output, priority -150 = mangle, policy accept) holding `rules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ruleset<'a> {
+    /// Table name (family inet).
+    pub table: &'a str,
+    /// Chain name.
+    pub chain: &'a str,
+    /// The marking rules, in order.
+    pub rules: &'a [MarkRule],
+    /// `NFTA_TABLE_FLAGS` of both NEWTABLE messages, normally 0. With
+    /// [`NFT_TABLE_F_OWNER`] the table dies with the sending socket (ref §7.7), and the replace
+    /// batch only succeeds if an existing table has the same flags and is owned by that socket
+    /// (the kernel refuses to add or drop the owner flag: -EOPNOTSUPP; foreign owner: -EPERM).
+    pub table_flags: u32,
+}
+
+impl<'a> Ruleset<'a> {
+    /// A ruleset with `table_flags` 0.
+    pub fn new(table: &'a str, chain: &'a str, rules: &'a [MarkRule]) -> Self {
+        Ruleset {
+            table,
+            chain,
+            rules,
+            table_flags: 0,
+        }
+    }
+}
+
+/// One nfnetlink batch, ready for a single `sendmsg` on a NETLINK_NETFILTER socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The concatenated messages, BATCH_BEGIN … BATCH_END.
+    pub bytes: Vec<u8>,
+    /// Every `nlmsg_seq` used, BATCH_BEGIN's first, BATCH_END's last (consecutive).
+    pub seqs: RangeInclusive<u32>,
+    /// Seq of BATCH_BEGIN: a failed commit is reported as an error carrying this seq.
+    pub begin_seq: u32,
+}
+
+/// Hands out consecutive seqs and collects messages.
+struct Builder {
+    bytes: Vec<u8>,
+    first: u32,
+    next: u32,
+}
+
+impl Builder {
+    fn new(first_seq: u32, count: u32) -> Result<Builder, NftError> {
+        // Refuse to wrap: `seqs` must be a plain range.
+        first_seq
+            .checked_add(count - 1)
+            .ok_or(NftError::SeqOverflow(first_seq))?;
+        Ok(Builder {
+            bytes: Vec::new(),
+            first: first_seq,
+            next: first_seq,
+        })
+    }
+
+    fn push(&mut self, f: impl FnOnce(u32) -> Result<Vec<u8>, NftError>) -> Result<(), NftError> {
+        let msg = f(self.next)?;
+        self.bytes.extend_from_slice(&msg);
+        self.next = self.next.wrapping_add(1);
+        Ok(())
+    }
+
+    fn finish(self) -> Batch {
+        Batch {
+            bytes: self.bytes,
+            seqs: self.first..=self.next.wrapping_sub(1),
+            begin_seq: self.first,
+        }
+    }
+}
+
+const NEW: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
+const DEL: u16 = NLM_F_REQUEST | NLM_F_ACK;
+
+/// NFNL_MSG_BATCH_BEGIN: REQUEST only (ref §7.5; an ACK on it is only honoured by ≥6.10-ish
+/// kernels and would arrive before anything was committed, so it says nothing).
+pub(crate) fn batch_begin(seq: u32) -> Result<Vec<u8>, NftError> {
+    message(
+        NFNL_MSG_BATCH_BEGIN,
+        NLM_F_REQUEST,
+        seq,
+        NFPROTO_UNSPEC,
+        NFNL_SUBSYS_NFTABLES as u16,
+        vec![],
+    )
+}
+
+/// NFNL_MSG_BATCH_END with ACK: acked only if the commit succeeded (6.18), ignored on 6.1.
+pub(crate) fn batch_end(seq: u32) -> Result<Vec<u8>, NftError> {
+    message(
+        NFNL_MSG_BATCH_END,
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+        NFPROTO_UNSPEC,
+        NFNL_SUBSYS_NFTABLES as u16,
+        vec![],
+    )
+}
+
+/// NEWTABLE {NAME, FLAGS}, REQUEST|ACK|CREATE (no EXCL: never fails on an existing table).
+pub(crate) fn new_table(table: &str, flags: u32, seq: u32) -> Result<Vec<u8>, NftError> {
+    message(
+        NFT_MSG_NEWTABLE,
+        NEW,
+        seq,
+        NFPROTO_INET,
+        0,
+        vec![
+            attr_str(NFTA_TABLE_NAME, table)?,
+            attr_be32(NFTA_TABLE_FLAGS, flags)?,
+        ],
+    )
+}
+
+/// DELTABLE {NAME}, REQUEST|ACK.
+pub(crate) fn del_table(table: &str, seq: u32) -> Result<Vec<u8>, NftError> {
+    message(
+        NFT_MSG_DELTABLE,
+        DEL,
+        seq,
+        NFPROTO_INET,
+        0,
+        vec![attr_str(NFTA_TABLE_NAME, table)?],
+    )
+}
+
+/// NEWCHAIN: base chain type filter, hook output, priority mangle, policy accept.
+pub(crate) fn new_chain(table: &str, chain: &str, seq: u32) -> Result<Vec<u8>, NftError> {
+    message(
+        NFT_MSG_NEWCHAIN,
+        NEW,
+        seq,
+        NFPROTO_INET,
+        0,
+        vec![
+            attr_str(NFTA_CHAIN_TABLE, table)?,
+            attr_str(NFTA_CHAIN_NAME, chain)?,
+            attr_str(NFTA_CHAIN_TYPE, "filter")?,
+            attr_be32(NFTA_CHAIN_POLICY, NF_ACCEPT)?,
+            attr_nest(
+                NFTA_CHAIN_HOOK,
+                &[
+                    attr_be32(NFTA_HOOK_HOOKNUM, NF_INET_LOCAL_OUT)?,
+                    attr_be32(NFTA_HOOK_PRIORITY, NF_IP_PRI_MANGLE as u32)?,
+                ],
+            )?,
+        ],
+    )
+}
+
+/// NEWRULE, REQUEST|ACK|CREATE|APPEND.
+pub(crate) fn new_rule(
+    table: &str,
+    chain: &str,
+    rule: &MarkRule,
+    seq: u32,
+) -> Result<Vec<u8>, NftError> {
+    message(
+        NFT_MSG_NEWRULE,
+        NEW | NLM_F_APPEND,
+        seq,
+        NFPROTO_INET,
+        0,
+        vec![
+            attr_str(NFTA_RULE_TABLE, table)?,
+            attr_str(NFTA_RULE_CHAIN, chain)?,
+            expressions_attr(&rule.expressions())?,
+        ],
+    )
+}
+
+/// Idempotent atomic (re)install in ONE batch (ref §7.6 "replace batch"): BATCH_BEGIN,
+/// NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, NEWRULE × n, BATCH_END; NLM_F_ACK on every NEW/DEL
+/// and on END; consecutive seqs from `first_seq`.
+///
+/// Success ⇔ no NLMSG_ERROR with a non-zero error for any seq in [`Batch::seqs`]
+/// (per-message ACKs are sent even if the batch is later aborted, ref §7.1).
+pub fn install_batch(r: &Ruleset<'_>, first_seq: u32) -> Result<Batch, NftError> {
+    check_name(r.table)?;
+    check_name(r.chain)?;
+    let n = u32::try_from(r.rules.len()).map_err(|_| NftError::TooLarge)?;
+    let count = n.checked_add(6).ok_or(NftError::TooLarge)?;
+    let mut b = Builder::new(first_seq, count)?;
+    b.push(batch_begin)?;
+    b.push(|s| new_table(r.table, r.table_flags, s))?;
+    b.push(|s| del_table(r.table, s))?;
+    b.push(|s| new_table(r.table, r.table_flags, s))?;
+    b.push(|s| new_chain(r.table, r.chain, s))?;
+    for rule in r.rules {
+        b.push(|s| new_rule(r.table, r.chain, rule, s))?;
+    }
+    b.push(batch_end)?;
+    Ok(b.finish())
+}
+
+/// BATCH_BEGIN, DELTABLE, BATCH_END (ref §7.6): removes the table with its chain and rules.
+/// The DELTABLE fails with -ENOENT if the table does not exist.
+pub fn delete_batch(table: &str, first_seq: u32) -> Result<Batch, NftError> {
+    check_name(table)?;
+    let mut b = Builder::new(first_seq, 3)?;
+    b.push(batch_begin)?;
+    b.push(|s| del_table(table, s))?;
+    b.push(batch_end)?;
+    Ok(b.finish())
+}
+
+/// NFT_MSG_GETRULE dump request (REQUEST|DUMP, family inet, NFTA_RULE_TABLE = `table`),
+/// byte-identical to what `nft list table inet <table>` sends. Answered by NFT_MSG_NEWRULE
+/// messages (NLM_F_MULTI) and NLMSG_DONE; -ENOENT if the table does not exist.
+pub fn get_rules_request(table: &str, seq: u32) -> Result<Vec<u8>, NftError> {
+    check_name(table)?;
+    message(
+        NFT_MSG_GETRULE,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+        NFPROTO_INET,
+        0,
+        vec![attr_str(NFTA_RULE_TABLE, table)?],
+    )
+}
+
+/// NFT_MSG_GETTABLE (REQUEST|ACK, family inet, NFTA_TABLE_NAME), byte-identical to what
+/// `nft list table inet <table>` sends. Answered by one NFT_MSG_NEWTABLE then an ACK, or by
+/// NLMSG_ERROR -ENOENT (-2) if the table does not exist.
+pub fn get_table_request(table: &str, seq: u32) -> Result<Vec<u8>, NftError> {
+    check_name(table)?;
+    message(
+        NFT_MSG_GETTABLE,
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+        NFPROTO_INET,
+        0,
+        vec![attr_str(NFTA_TABLE_NAME, table)?],
+    )
+}
+
+/// NFT_MSG_GETCHAIN for one chain (REQUEST|ACK, family inet, NFTA_CHAIN_TABLE,
+/// NFTA_CHAIN_NAME). Answered by one NFT_MSG_NEWCHAIN then an ACK, or NLMSG_ERROR -ENOENT if
+/// the table or the chain does not exist.
+pub fn get_chain_request(table: &str, chain: &str, seq: u32) -> Result<Vec<u8>, NftError> {
+    check_name(table)?;
+    check_name(chain)?;
+    message(
+        NFT_MSG_GETCHAIN,
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+        NFPROTO_INET,
+        0,
+        vec![
+            attr_str(NFTA_CHAIN_TABLE, table)?,
+            attr_str(NFTA_CHAIN_NAME, chain)?,
+        ],
+    )
+}

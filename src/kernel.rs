@@ -1,0 +1,198 @@
+//! The seam between plugctl's logic and the kernel: every netlink exchange
+//! plugctl makes goes through [`Kernel`]. [`NetlinkKernel`] speaks to the
+//! real kernel; tests substitute a fake that records calls, so the
+//! orchestration (ordering, idempotence, rollback) is testable without one.
+
+use std::ffi::CString;
+
+use plugctl_netlink::nft::{self, MarkRule, Ruleset};
+use plugctl_netlink::tc::{self, Filter, FwFilter, Handle, Qdisc, QdiscKind, Write};
+use plugctl_netlink::{Error as NlError, Family, Socket};
+
+/// What plugctl asks of the kernel.
+pub trait Kernel {
+    /// Index of `device`, `None` if there is no such device.
+    fn ifindex(&mut self, device: &str) -> Result<Option<i32>, NlError>;
+    /// The qdiscs of device `ifindex` (default ones included, handle 0).
+    fn qdiscs(&mut self, ifindex: i32) -> Result<Vec<Qdisc>, NlError>;
+    /// The filters attached to qdisc `parent` of device `ifindex`.
+    fn filters(&mut self, ifindex: i32, parent: Handle) -> Result<Vec<Filter>, NlError>;
+    /// Create or change a qdisc.
+    fn new_qdisc(
+        &mut self,
+        ifindex: i32,
+        parent: Handle,
+        handle: Handle,
+        kind: &QdiscKind,
+        how: Write,
+    ) -> Result<(), NlError>;
+    /// Delete a qdisc (and whatever hangs below it).
+    fn del_qdisc(&mut self, ifindex: i32, parent: Handle, handle: Handle) -> Result<(), NlError>;
+    /// Add an fw filter.
+    fn new_filter(&mut self, f: &FwFilter) -> Result<(), NlError>;
+    /// Delete an fw filter.
+    fn del_filter(&mut self, f: &FwFilter) -> Result<(), NlError>;
+    /// Atomically (re)install the nf_tables table with exactly these rules.
+    fn nft_install(&mut self, ruleset: &Ruleset<'_>) -> Result<(), NlError>;
+    /// Delete the nf_tables table (and its chain and rules).
+    fn nft_delete(&mut self, table: &str) -> Result<(), NlError>;
+    /// The mark rules found in `table`'s chain `chain`; `None` if the table
+    /// does not exist. Rules plugctl does not recognise are returned as `None`
+    /// entries so that a comparison sees them.
+    fn nft_rules(
+        &mut self,
+        table: &str,
+        chain: &str,
+    ) -> Result<Option<Vec<Option<MarkRule>>>, NlError>;
+}
+
+/// The real kernel, over one rtnetlink and one nfnetlink socket (opened on
+/// first use, so commands that need only one never open the other).
+#[derive(Debug, Default)]
+pub struct NetlinkKernel {
+    route: Option<Socket>,
+    netfilter: Option<Socket>,
+}
+
+impl NetlinkKernel {
+    /// A kernel handle; sockets open lazily.
+    pub fn new() -> NetlinkKernel {
+        NetlinkKernel::default()
+    }
+
+    fn route(&mut self) -> Result<&mut Socket, NlError> {
+        if self.route.is_none() {
+            self.route = Some(Socket::open(Family::Route)?);
+        }
+        Ok(self.route.as_mut().expect("just opened"))
+    }
+
+    fn netfilter(&mut self) -> Result<&mut Socket, NlError> {
+        if self.netfilter.is_none() {
+            self.netfilter = Some(Socket::open(Family::Netfilter)?);
+        }
+        Ok(self.netfilter.as_mut().expect("just opened"))
+    }
+
+    fn tc_request(&mut self, build: impl FnOnce(u32) -> Vec<u8>) -> Result<(), NlError> {
+        let sock = self.route()?;
+        let seq = sock.next_seq();
+        sock.request(&build(seq), seq)
+    }
+}
+
+fn malformed(e: impl std::fmt::Display) -> NlError {
+    NlError::Malformed(e.to_string())
+}
+
+impl Kernel for NetlinkKernel {
+    fn ifindex(&mut self, device: &str) -> Result<Option<i32>, NlError> {
+        let Ok(name) = CString::new(device) else {
+            return Ok(None);
+        };
+        // SAFETY: a valid NUL-terminated string.
+        let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        Ok((idx != 0).then_some(idx as i32))
+    }
+
+    fn qdiscs(&mut self, ifindex: i32) -> Result<Vec<Qdisc>, NlError> {
+        let sock = self.route()?;
+        let seq = sock.next_seq();
+        let msgs = sock.dump(&tc::dump_qdiscs(seq), seq)?;
+        let mut out = Vec::new();
+        for m in msgs.iter().filter(|m| m.ty == tc::RTM_NEWQDISC) {
+            let q = tc::parse_qdisc(m)?;
+            // The kernel ignores the ifindex of a qdisc dump.
+            if q.ifindex == ifindex {
+                out.push(q);
+            }
+        }
+        Ok(out)
+    }
+
+    fn filters(&mut self, ifindex: i32, parent: Handle) -> Result<Vec<Filter>, NlError> {
+        let sock = self.route()?;
+        let seq = sock.next_seq();
+        let msgs = sock.dump(&tc::dump_filters(ifindex, parent, seq), seq)?;
+        msgs.iter()
+            .filter(|m| m.ty == tc::RTM_NEWTFILTER)
+            .map(tc::parse_filter)
+            .collect()
+    }
+
+    fn new_qdisc(
+        &mut self,
+        ifindex: i32,
+        parent: Handle,
+        handle: Handle,
+        kind: &QdiscKind,
+        how: Write,
+    ) -> Result<(), NlError> {
+        self.tc_request(|seq| tc::new_qdisc(ifindex, parent, handle, kind, how, seq))
+    }
+
+    fn del_qdisc(&mut self, ifindex: i32, parent: Handle, handle: Handle) -> Result<(), NlError> {
+        self.tc_request(|seq| tc::del_qdisc(ifindex, parent, handle, seq))
+    }
+
+    fn new_filter(&mut self, f: &FwFilter) -> Result<(), NlError> {
+        self.tc_request(|seq| tc::new_fw_filter(f, seq))
+    }
+
+    fn del_filter(&mut self, f: &FwFilter) -> Result<(), NlError> {
+        self.tc_request(|seq| tc::del_fw_filter(f, seq))
+    }
+
+    fn nft_install(&mut self, ruleset: &Ruleset<'_>) -> Result<(), NlError> {
+        let sock = self.netfilter()?;
+        // BEGIN, NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, the rules, END.
+        let first = sock.reserve_seqs(6 + ruleset.rules.len() as u32);
+        let batch = nft::install_batch(ruleset, first).map_err(malformed)?;
+        sock.batch(&batch.bytes, batch.seqs.clone())
+    }
+
+    fn nft_delete(&mut self, table: &str) -> Result<(), NlError> {
+        let sock = self.netfilter()?;
+        let first = sock.reserve_seqs(3);
+        let batch = nft::delete_batch(table, first).map_err(malformed)?;
+        sock.batch(&batch.bytes, batch.seqs.clone())
+    }
+
+    fn nft_rules(
+        &mut self,
+        table: &str,
+        chain: &str,
+    ) -> Result<Option<Vec<Option<MarkRule>>>, NlError> {
+        let sock = self.netfilter()?;
+        let seq = sock.next_seq();
+        let msgs = match sock.dump(&nft::get_rules_request(table, seq).map_err(malformed)?, seq) {
+            Ok(m) => m,
+            Err(NlError::Kernel(k)) if k.errno == libc::ENOENT => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut rules = Vec::new();
+        for m in msgs.iter().filter(|m| m.ty == nft::consts::NFT_MSG_NEWRULE) {
+            let r = nft::parse_rule(&m.payload).map_err(malformed)?;
+            if r.table == table && r.chain == chain {
+                rules.push(MarkRule::from_expressions(&r.exprs));
+            }
+        }
+        // An empty dump of an existing table is possible; tell the two apart.
+        if rules.is_empty() && !self.nft_table_exists(table)? {
+            return Ok(None);
+        }
+        Ok(Some(rules))
+    }
+}
+
+impl NetlinkKernel {
+    fn nft_table_exists(&mut self, table: &str) -> Result<bool, NlError> {
+        let sock = self.netfilter()?;
+        let seq = sock.next_seq();
+        match sock.dump(&nft::get_table_request(table, seq).map_err(malformed)?, seq) {
+            Ok(msgs) => Ok(!msgs.is_empty()),
+            Err(NlError::Kernel(k)) if k.errno == libc::ENOENT => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The `plugctl` command: a thin layer over the library.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use plugctl::{tree, Config, Controller, Error};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   success (status: the tree is complete)
+  1   a netlink request failed
+  2   bad command line
+  3   bad configuration
+  4   permission denied (needs CAP_NET_ADMIN)
+  5   the kernel lacks a needed module (sch_prio, sch_plug, cls_fw, nf_tables)
+  6   no such device
+  7   a qdisc or filter that is not plugctl's is in the way (setup --force replaces it)
+  8   the tree is not set up (plug, release)
+  9   the state file could not be written
+  10  status: the tree is missing
+  11  status: the tree differs from the configuration";
+
+/// Hold new connections to a load balancer while it reloads, so a reload
+/// loses none: SYNs to the balancer's addresses are marked by an nf_tables
+/// rule, steered by an fw filter into a tc plug qdisc, and held there while
+/// the plug is closed.
+#[derive(Debug, Parser)]
+#[command(version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Configuration file [default: /etc/plugctl/plugctl.toml if it exists]
+    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Device whose egress carries the SYNs [config: device; default: lo]
+    #[arg(long, global = true, value_name = "DEV")]
+    device: Option<String>,
+    /// Balancer address to hold connections to; repeatable [config: addresses; default: 169.254.255.254]
+    #[arg(long = "address", global = true, value_name = "ADDR")]
+    addresses: Vec<IpAddr>,
+    /// Only connections to this TCP port; repeatable [config: ports; default: every port]
+    #[arg(long = "port", global = true, value_name = "PORT")]
+    ports: Vec<u16>,
+    /// Packet mark steering SYNs into the plug [config: mark; default: 1]
+    #[arg(long, global = true)]
+    mark: Option<u32>,
+    /// Most bytes the plug holds (one IPv4 SYN is 74) [config: plug_limit; default: 1048576]
+    #[arg(long, global = true, value_name = "BYTES")]
+    plug_limit: Option<u32>,
+    /// Where the plug state is kept [config: state_dir; default: /run/plugctl]
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// More log output (repeat for more)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the tree (prio, pfifos, plug, fw filters, nf_tables mark rule);
+    /// idempotent: a second run changes nothing and says so
+    Setup {
+        /// Replace a root qdisc or filter that is not plugctl's
+        #[arg(long)]
+        force: bool,
+        /// Print the equivalent tc/nft commands; send nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove exactly what setup built (the plug is released first)
+    Teardown {
+        /// Print the equivalent tc/nft commands; send nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Close the plug: hold new connections until `release`
+    Plug,
+    /// Open the plug: let every held connection through
+    Release,
+    /// Show the tree, whether it matches the config, the plug state and counters;
+    /// exits 10 if the tree is missing, 11 if it differs
+    Status {
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Cli {
+    fn config(&self) -> Result<Config, Error> {
+        let mut cfg = Config::load(self.config.as_deref())?;
+        if let Some(d) = &self.device {
+            cfg.device = d.clone();
+        }
+        if !self.addresses.is_empty() {
+            cfg.addresses = self.addresses.clone();
+        }
+        if !self.ports.is_empty() {
+            cfg.ports = self.ports.clone();
+        }
+        if let Some(m) = self.mark {
+            cfg.mark = m;
+        }
+        if let Some(l) = self.plug_limit {
+            cfg.plug_limit = l;
+        }
+        if let Some(s) = &self.state_dir {
+            cfg.state_dir = s.clone();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+fn run(cli: &Cli) -> Result<i32, Error> {
+    let cfg = cli.config()?;
+    match &cli.command {
+        Command::Setup { dry_run: true, .. } => {
+            tree::commands(&cfg).iter().for_each(|c| println!("{c}"));
+            Ok(0)
+        }
+        Command::Teardown { dry_run: true } => {
+            tree::teardown_commands(&cfg)
+                .iter()
+                .for_each(|c| println!("{c}"));
+            Ok(0)
+        }
+        Command::Setup { force, .. } => {
+            let changes = Controller::new(cfg)?.setup(*force)?;
+            println!("{changes}");
+            Ok(0)
+        }
+        Command::Teardown { .. } => {
+            let changes = Controller::new(cfg)?.teardown()?;
+            println!("{changes}");
+            Ok(0)
+        }
+        Command::Plug => {
+            Controller::new(cfg)?.plug()?;
+            println!("plug closed: new connections are held until `plugctl release`");
+            Ok(0)
+        }
+        Command::Release => {
+            Controller::new(cfg)?.release()?;
+            println!("plug released");
+            Ok(0)
+        }
+        Command::Status { json } => {
+            let status = Controller::new(cfg)?.status()?;
+            if *json {
+                println!("{}", serde_json::to_string(&status).unwrap_or_default());
+            } else {
+                println!("{status}");
+            }
+            Ok(status.exit_code())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PLUGCTL_LOG")
+                .unwrap_or_else(|_| level.into()),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            let msg = e.to_string().replace('\n', " ");
+            eprintln!("plugctl: error: {msg}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

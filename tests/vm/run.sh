@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Runs one command as root inside a throw-away QEMU VM (TCG, no KVM) that boots
+# a stock Debian kernel (see kernels.sh) over the host's own root filesystem
+# via virtme-ng, streams the command's stdout/stderr, and exits with the
+# command's exit status.
+#
+#   tests/vm/run.sh [options] -- CMD [ARGS...]
+#
+# Options:
+#   --kernel 6.1|6.12   kernel series (default ${PLUGCTL_VM_KERNEL:-6.1})
+#   --timeout SECS      wall-clock limit for boot+command (default
+#                       ${PLUGCTL_VM_TIMEOUT:-600}); exit 124 when hit
+#   --memory SIZE       guest memory, qemu syntax (default 1G)
+#   --cpus N            guest CPUs (default 2)
+#   --rwdir DIR         make host DIR writable from the guest (repeatable;
+#                       everything else the guest writes is thrown away)
+#   --env NAME[=VALUE]  pass an environment variable to CMD (repeatable;
+#                       without =VALUE the host's value is used)
+#   --verbose           also show the kernel boot console (on stderr)
+#
+# The guest sees the host filesystem (read-only, with throw-away overlays on
+# /etc /home /opt /srv /tmp /usr /var), starts in the caller's working
+# directory, and gets the caller's PATH. Exit status: CMD's own status; 124
+# on timeout; 125 if the VM did not boot or died before CMD finished; 2 on
+# usage errors. Kernels are fetched on first use (tests/vm/kernels.sh).
+set -euo pipefail
+
+HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+
+die() {
+    echo "run.sh: error: $*" >&2
+    exit "${2:-125}"
+}
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+    exit "${1:-2}"
+}
+
+kernel=${PLUGCTL_VM_KERNEL:-6.1}
+timeout_s=${PLUGCTL_VM_TIMEOUT:-600}
+memory=1G
+cpus=2
+verbose=0
+rwdirs=()
+envs=()
+
+while (($#)); do
+    case $1 in
+        --kernel) kernel=${2:?--kernel needs a value}; shift 2 ;;
+        --kernel=*) kernel=${1#*=}; shift ;;
+        --timeout) timeout_s=${2:?--timeout needs a value}; shift 2 ;;
+        --timeout=*) timeout_s=${1#*=}; shift ;;
+        --memory) memory=${2:?--memory needs a value}; shift 2 ;;
+        --memory=*) memory=${1#*=}; shift ;;
+        --cpus) cpus=${2:?--cpus needs a value}; shift 2 ;;
+        --cpus=*) cpus=${1#*=}; shift ;;
+        --rwdir) rwdirs+=("${2:?--rwdir needs a value}"); shift 2 ;;
+        --rwdir=*) rwdirs+=("${1#*=}"); shift ;;
+        --env) envs+=("${2:?--env needs a value}"); shift 2 ;;
+        --env=*) envs+=("${1#*=}"); shift ;;
+        --verbose | -v) verbose=1; shift ;;
+        -h | --help) usage 0 ;;
+        --) shift; break ;;
+        *) echo "run.sh: unexpected argument '$1' (missing '--' before the command?)" >&2; usage ;;
+    esac
+done
+(($#)) || { echo "run.sh: no command given" >&2; usage; }
+[[ $timeout_s =~ ^[0-9]+$ ]] || die "--timeout must be whole seconds, got '$timeout_s'" 2
+case $kernel in 6.1 | 6.12) ;; *) die "--kernel must be 6.1 or 6.12, got '$kernel'" 2 ;; esac
+
+# --- tools -----------------------------------------------------------------
+find_vng() {
+    if command -v vng >/dev/null 2>&1; then
+        command -v vng
+        return 0
+    fi
+    local c
+    for c in "${PYENV_ROOT:-$HOME/.pyenv}/shims/vng" "$HOME/.local/bin/vng" /usr/local/bin/vng; do
+        [[ -x $c ]] && { echo "$c"; return 0; }
+    done
+    return 1
+}
+VNG=$(find_vng) || die "vng not found: run tests/vm/install-deps.sh first"
+for t in qemu-system-x86_64 depmod busybox; do
+    command -v "$t" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$t" >/dev/null 2>&1 ||
+        die "$t not found: run tests/vm/install-deps.sh first"
+done
+
+VMLINUZ=$("$HERE/kernels.sh" --path "$kernel") || die "cannot get the $kernel kernel (tests/vm/kernels.sh --path $kernel)"
+
+# The guest init (virtme-ng-init) finds its host<->guest stdio and exit-code
+# channels through /dev/virtio-ports/* links that udev would make; there is no
+# udev here, so a stand-in `udevd` (guest/udevd) is put on the guest init's
+# PATH through the kernel command line. It must not contain whitespace.
+SHIM_DIR="$HERE/guest"
+[[ -x $SHIM_DIR/udevd ]] || die "$SHIM_DIR/udevd missing or not executable"
+[[ $SHIM_DIR != *[[:space:]]* ]] || die "path of $SHIM_DIR must not contain whitespace"
+GUEST_INIT_PATH="$SHIM_DIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# --- per-run state folder, shared read-write with the guest ------------------
+STATE=$(mktemp -d "${TMPDIR:-/tmp}/plugctl-vm.XXXXXX")
+errcat=""
+# shellcheck disable=SC2317  # invoked via trap
+cleanup() {
+    if [[ -n $errcat ]]; then
+        kill "$errcat" 2>/dev/null || true
+    fi
+    rm -rf -- "$STATE"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+cwd=$PWD
+guest_path="$PATH"
+case ":$guest_path:" in *:/usr/sbin:*) ;; *) guest_path="$guest_path:/usr/sbin" ;; esac
+case ":$guest_path:" in *:/sbin:*) ;; *) guest_path="$guest_path:/sbin" ;; esac
+
+{
+    echo '#!/bin/bash'
+    echo '# generated by tests/vm/run.sh; runs inside the guest'
+    printf 'STATE=%q\n' "$STATE"
+    printf 'CWD=%q\n' "$cwd"
+    printf 'export PATH=%q\n' "$guest_path"
+    echo 'export HOME=/root'
+    for e in "${envs[@]}"; do
+        name=${e%%=*}
+        [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "bad --env name '$name'" 2
+        if [[ $e == *=* ]]; then
+            printf 'export %s=%q\n' "$name" "${e#*=}"
+        elif [[ -n ${!name+x} ]]; then
+            printf 'export %s=%q\n' "$name" "${!name}"
+        fi
+    done
+    printf 'CMD=('
+    printf ' %q' "$@"
+    printf ' )\n'
+    cat <<'GUEST'
+if ! cd -- "$CWD"; then
+    echo "run.sh(guest): cannot cd to $CWD" >&2
+    echo 125 >"$STATE/status"
+    exit 125
+fi
+: >"$STATE/started"
+"${CMD[@]}"
+rc=$?
+echo "$rc" >"$STATE/status.tmp" && mv "$STATE/status.tmp" "$STATE/status"
+sync
+exit "$rc"
+GUEST
+} >"$STATE/guest.sh"
+chmod +x "$STATE/guest.sh"
+
+vng_args=(
+    -r "$VMLINUZ"
+    --user root
+    --disable-kvm
+    --force-9p # skip the failing virtiofsd attempt (qemu's old C virtiofsd): -4 s
+    --memory "$memory"
+    --cpus "$cpus"
+    --cwd /
+    --rwdir "$STATE"
+    --append "PATH=$GUEST_INIT_PATH"
+)
+for d in "${rwdirs[@]}"; do
+    [[ -d $d ]] || die "--rwdir $d: not a directory" 2
+    vng_args+=(--rwdir "$(cd -- "$d" && pwd)")
+done
+((verbose)) && vng_args+=(-v)
+
+# qemu reopens /proc/self/fd/1 and /proc/self/fd/2 for the guest's output. On
+# a regular file it would truncate it and write from offset 0, so hand it
+# pipes (stdout via a pipeline, stderr via a fifo) and copy them with cat.
+mkfifo "$STATE/stderr.fifo"
+cat <"$STATE/stderr.fifo" >&2 &
+errcat=$!
+
+start=$(date +%s)
+set +e
+timeout -k 15 "$timeout_s" "$VNG" "${vng_args[@]}" -- bash "$STATE/guest.sh" \
+    </dev/null 2>"$STATE/stderr.fifo" | cat
+vng_rc=${PIPESTATUS[0]}
+set -e
+wait "$errcat" 2>/dev/null || true
+errcat=""
+elapsed=$(($(date +%s) - start))
+
+if [[ -f $STATE/status ]]; then
+    rc=$(<"$STATE/status")
+    [[ $rc =~ ^[0-9]+$ ]] || die "guest wrote a bad status '$rc'"
+    if [[ -n ${PLUGCTL_VM_DEBUG:-} ]]; then
+        echo "run.sh: kernel $kernel, ${elapsed}s, command exit $rc (vng exit $vng_rc)" >&2
+    fi
+    exit "$rc"
+fi
+if ((vng_rc == 124 || vng_rc == 137)); then
+    die "timed out after ${timeout_s}s (kernel $kernel): $*" 124
+fi
+if [[ -f $STATE/started ]]; then
+    die "the guest died before the command finished (kernel $kernel, vng exit $vng_rc): $*"
+fi
+die "the VM did not boot or could not start the command (kernel $kernel, vng exit $vng_rc); rerun with --verbose to see the boot console"
