@@ -417,13 +417,7 @@ pub fn setup(k: &mut dyn Kernel, cfg: &Config, force: bool) -> Result<Changes, E
     if rebuild {
         // With --force: release first (deleting a plug drops what it holds).
         if obs.has_plug() {
-            let _ = k.new_qdisc(
-                ifindex,
-                PLUG_PARENT,
-                PLUG,
-                &QdiscKind::Plug(Some(PlugOptions::action(PlugAction::ReleaseIndefinite))),
-                Write::Change,
-            );
+            let _ = release_and_drain(k, ifindex);
         }
         k.del_qdisc(ifindex, Handle::ROOT, Handle::UNSPEC)
             .map_err(|e| Error::netlink("removing the existing root qdisc (--force)", e))?;
@@ -548,6 +542,35 @@ fn rollback(k: &mut dyn Kernel, cfg: &Config, ifindex: i32, undo: Vec<Undo>) {
     }
 }
 
+/// Longest wait for a released plug to hand its packets on before it is
+/// deleted.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Release the plug and wait until it holds nothing. Releasing only
+/// schedules the device queue; the held packets leave in a softirq a moment
+/// later, and deleting the qdisc before that would drop them (clients would
+/// wait for their 1 s SYN retransmission).
+fn release_and_drain(k: &mut dyn Kernel, ifindex: i32) -> Result<(), plugctl_netlink::Error> {
+    let release = QdiscKind::Plug(Some(PlugOptions::action(PlugAction::ReleaseIndefinite)));
+    k.new_qdisc(ifindex, PLUG_PARENT, PLUG, &release, Write::Change)?;
+    let start = std::time::Instant::now();
+    loop {
+        let held = k
+            .qdiscs(ifindex)?
+            .iter()
+            .find(|q| q.parent == PLUG_PARENT && q.handle == PLUG)
+            .map_or(0, |q| q.stats.qlen);
+        if held == 0 {
+            return Ok(());
+        }
+        if start.elapsed() > DRAIN_TIMEOUT {
+            tracing::warn!("plug still holds {held} packets after release; deleting it drops them");
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// Remove exactly what `setup` builds: release the plug (deleting it would
 /// drop what it holds), delete the root prio (children and filters go with
 /// it) and plugctl's nf_tables table. A root qdisc that is not plugctl's is
@@ -556,14 +579,7 @@ pub fn teardown(k: &mut dyn Kernel, cfg: &Config) -> Result<Changes, Error> {
     let mut changes = Changes::default();
     let obs = observe(k, cfg)?;
     if obs.has_plug() {
-        k.new_qdisc(
-            obs.ifindex,
-            PLUG_PARENT,
-            PLUG,
-            &QdiscKind::Plug(Some(PlugOptions::action(PlugAction::ReleaseIndefinite))),
-            Write::Change,
-        )
-        .map_err(|e| Error::netlink("releasing the plug", e))?;
+        release_and_drain(k, obs.ifindex).map_err(|e| Error::netlink("releasing the plug", e))?;
         changes.0.push(format!("released plug {PLUG}"));
     }
     if obs.root_ours {

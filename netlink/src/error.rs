@@ -24,7 +24,7 @@ impl fmt::Display for KernelError {
         let text = std::io::Error::from_raw_os_error(self.errno).to_string();
         let text = text.split(" (os error").next().unwrap_or(&text).to_string();
         match &self.message {
-            Some(m) => write!(f, "{m} ({text}, errno {})", self.errno),
+            Some(m) => write!(f, "{m} (errno {})", self.errno),
             None => write!(f, "{text} (errno {})", self.errno),
         }
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use netlink_sys::{protocols, Socket as SysSocket};
 
 use crate::error::{Error, KernelError};
-use crate::frame::{split, RawMessage, NLMSG_DONE, NLMSG_ERROR, NLM_F_MULTI};
+use crate::frame::{split, RawMessage, NLMSG_DONE, NLMSG_ERROR};
 
 /// Which netlink family a socket speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,8 @@ impl Socket {
         }
     }
 
-    /// Send a dump request and collect every reply up to `NLMSG_DONE`.
+    /// Send a dump request (or a GET carrying `NLM_F_ACK`) and collect every
+    /// reply up to `NLMSG_DONE` (or the ACK).
     pub fn dump(&mut self, bytes: &[u8], seq: u32) -> Result<Vec<RawMessage>, Error> {
         self.send(bytes)?;
         let mut out = Vec::new();
@@ -157,12 +158,9 @@ impl Socket {
                         // An ACK to a dump ends it (no DONE follows).
                         return Ok(out);
                     }
-                    _ => {
-                        out.push(msg);
-                        if out.last().is_some_and(|m| m.flags & NLM_F_MULTI == 0) {
-                            return Ok(out);
-                        }
-                    }
+                    // A single GET with NLM_F_ACK answers with one object
+                    // and then an ACK, which ends it like DONE ends a dump.
+                    _ => out.push(msg),
                 }
             }
         }

@@ -117,7 +117,7 @@ const APPENDIX_A_NEWRULE_IP6: &str = concat!(
 
 /// Reference Appendix A "NFT_MSG_NEWTABLE with NFT_TABLE_F_OWNER (seq=2)", 40 bytes.
 const APPENDIX_A_NEWTABLE_OWNER: &str =
-    concat!("28000000000a05040200000000000000010000000c000100706c756763746c000800020000000002",);
+    "28000000000a05040200000000000000010000000c000100706c756763746c000800020000000002";
 
 /// [CAPTURED tool] nft 1.0.6, host kernel 6.18, private netns (flags REQUEST|CREATE|APPEND, seq 1):
 ///
@@ -172,7 +172,7 @@ const CAPTURED_NEWRULE_DPORT6: &str = concat!(
 ///
 /// The NFT_MSG_GETTABLE request nft sent (seq 0).
 const CAPTURED_GETTABLE_REQUEST: &str =
-    concat!("20000000010a05000000000000000000010000000c000100706c756763746c00",);
+    "20000000010a05000000000000000000010000000c000100706c756763746c00";
 
 /// [CAPTURED tool] nft 1.0.6 / kernel 6.18, private netns holding table inet plugctl, chain output
 /// (filter, output, mangle, policy accept) and the rules, in this order (handles 2, 3, 4):
@@ -183,7 +183,7 @@ const CAPTURED_GETTABLE_REQUEST: &str =
 ///
 /// The NFT_MSG_GETRULE dump request nft sent (seq 0).
 const CAPTURED_GETRULE_REQUEST: &str =
-    concat!("20000000070a01030000000000000000010000000c000100706c756763746c00",);
+    "20000000070a01030000000000000000010000000c000100706c756763746c00";
 
 /// [CAPTURED kernel] nft 1.0.6 / kernel 6.18, private netns holding table inet plugctl, chain output
 /// (filter, output, mangle, policy accept) and the rules, in this order (handles 2, 3, 4):

@@ -1,5 +1,12 @@
 //! Framing shared by every nf_tables message: `nlmsghdr` + `nfgenmsg` + attributes, built and
-//! parsed with neli's [`Nlmsghdr`], [`Nlattr`] and a derived [`Nfgenmsg`].
+//! parsed with neli's [`Nlmsghdr`](neli::nl::Nlmsghdr), [`Nlattr`] and a derived [`Nfgenmsg`].
+//!
+//! neli 0.7.5 pitfalls avoided on kernel input (they panic instead of returning an error):
+//! `Nlmsghdr::from_bytes` computes `nl_len - 16` unchecked (so replies are handed to us as
+//! payloads, framed by the caller), `String::from_bytes_with_input` slices `len - 1` unchecked
+//! (so strings are decoded from the raw attribute bytes, see [`get_str`]), and `()`'s
+//! `from_bytes_with_input` asserts. Only `Nlattr`/`GenlBuffer`/`Buffer` parsing is used, which
+//! checks every length.
 
 use std::io::Cursor;
 

@@ -1,0 +1,121 @@
+//! Host tests: the real binary against this machine's kernel, each inside
+//! its own network namespace. They cover what must hold on *any* kernel:
+//! clean failure when a module is missing, permission errors, bad input.
+//! Behaviour that needs sch_prio/sch_plug/cls_fw is tested in the VM
+//! (`tests/kernel.rs`, run by `tests/vm/run-kernel-tests.sh`).
+
+mod common;
+
+use common::{in_netns, kernel_has_qdisc};
+
+/// On a kernel without sch_prio (this workplace's), `setup` must fail with
+/// one line naming the module, exit 5, and leave no trace: no nft table,
+/// lo's root qdisc still the default. On a kernel with every module it must
+/// succeed and teardown must restore the same state.
+#[test]
+fn setup_on_this_kernel_is_all_or_nothing() {
+    let r = in_netns(
+        r#"
+        before_tc=$(tc qdisc show dev lo); before_nft=$(nft list ruleset)
+        $PLUGCTL --state-dir "$STATE" setup 2>err; rc=$?
+        echo "rc=$rc"; echo "err=$(cat err)"
+        [ "$rc" = 0 ] && $PLUGCTL --state-dir "$STATE" teardown >/dev/null
+        [ "$(tc qdisc show dev lo)" = "$before_tc" ] && echo tc-unchanged
+        [ "$(nft list ruleset)" = "$before_nft" ] && echo nft-unchanged
+        echo "tables: $(nft list tables | tr '\n' ' ')"
+        "#,
+    );
+    println!("{}{}", r.stdout, r.stderr);
+    if kernel_has_qdisc("prio bands 4") && kernel_has_qdisc("plug") {
+        assert!(r.stdout.contains("rc=0"), "{}", r.stdout);
+    } else {
+        assert!(
+            r.stdout.contains("rc=5"),
+            "exit code 5 expected: {}",
+            r.stdout
+        );
+        let err = r.stdout.lines().find(|l| l.starts_with("err=")).unwrap();
+        assert!(
+            err.contains("sch_prio") || err.contains("sch_plug"),
+            "{err}"
+        );
+        assert!(!r.stdout.contains("err=plugctl: error:\n"), "one line");
+        assert_eq!(r.stdout.matches("plugctl: error").count(), 1);
+    }
+    assert!(
+        r.stdout.contains("tc-unchanged"),
+        "tc state changed: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("nft-unchanged"),
+        "nft ruleset changed: {}",
+        r.stdout
+    );
+    let tables = r.stdout.lines().find(|l| l.starts_with("tables:")).unwrap();
+    assert!(
+        !tables.contains("plugctl"),
+        "a plugctl table is left: {tables}"
+    );
+}
+
+/// Without CAP_NET_ADMIN every command says so in one line and exits 4.
+#[test]
+fn every_command_needs_cap_net_admin() {
+    for cmd in ["setup", "teardown", "plug", "release", "status"] {
+        let r = in_netns(&format!(
+            r#"setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
+                 $PLUGCTL --state-dir "$STATE" {cmd}"#
+        ));
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(r.code, 4, "{cmd}: {}{}", r.stdout, r.stderr);
+        assert_eq!(lines.len(), 1, "{cmd}: one line expected: {:?}", lines);
+        assert!(lines[0].contains("CAP_NET_ADMIN"), "{cmd}: {}", lines[0]);
+    }
+}
+
+/// Bad input is refused before anything is sent, with its own exit code.
+#[test]
+fn bad_input_has_distinct_exit_codes() {
+    let r = in_netns(
+        r#"
+        printf 'devcie = "lo"\n' > "$STATE.toml"
+        $PLUGCTL --config "$STATE.toml" setup; echo "rc=$?"
+        $PLUGCTL --config /nonexistent.toml status; echo "rc=$?"
+        $PLUGCTL --mark 0 setup; echo "rc=$?"
+        $PLUGCTL --device nosuch0 setup; echo "rc=$?"
+        $PLUGCTL --address not-an-ip setup; echo "rc=$?"
+        $PLUGCTL --state-dir "$STATE" plug; echo "rc=$?"
+        rm -f "$STATE.toml"
+        "#,
+    );
+    let codes: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("rc=")).collect();
+    assert_eq!(
+        codes,
+        ["rc=3", "rc=3", "rc=3", "rc=6", "rc=2", "rc=8"],
+        "{}",
+        r.stderr
+    );
+    for l in r.stderr.lines().filter(|l| l.starts_with("plugctl:")) {
+        assert!(l.starts_with("plugctl: error: "), "{l}");
+    }
+    assert!(r.stderr.contains("unknown field `devcie`"), "{}", r.stderr);
+}
+
+/// `--dry-run` prints the tc/nft equivalent and sends nothing (it works
+/// without privileges).
+#[test]
+fn dry_run_prints_commands_and_sends_nothing() {
+    let r = in_netns(
+        r#"setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
+             $PLUGCTL --address fd00::1 --port 8080 setup --dry-run
+           tc qdisc show dev lo"#,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r
+        .stdout
+        .contains("tc qdisc add dev lo parent 1:4 handle 40: plug limit 1048576"));
+    assert!(r.stdout.contains("ip6 daddr fd00::1"), "{}", r.stdout);
+    assert!(r.stdout.contains("tcp dport 8080"), "{}", r.stdout);
+    assert!(r.stdout.contains("qdisc noqueue 0: root"), "{}", r.stdout);
+}
