@@ -142,8 +142,13 @@ if ! cd -- "$CWD"; then
     exit 125
 fi
 : >"$STATE/started"
+# Copy the guest kernel log to the host while the command runs, so that
+# oopses/warnings (and the lead-up to a panic) can be shown afterwards.
+cat /dev/kmsg >"$STATE/kmsg.log" 2>/dev/null &
+kmsg_pid=$!
 "${CMD[@]}"
 rc=$?
+kill "$kmsg_pid" 2>/dev/null
 echo "$rc" >"$STATE/status.tmp" && mv "$STATE/status.tmp" "$STATE/status"
 sync
 exit "$rc"
@@ -185,6 +190,12 @@ wait "$errcat" 2>/dev/null || true
 errcat=""
 elapsed=$(($(date +%s) - start))
 
+# /dev/kmsg records look like "6,123,456789,-;text": keep the text.
+kmsg_text() { sed -e 's/^[^;]*;//' -e '/^ [A-Z_]*=/d' "$STATE/kmsg.log"; }
+if [[ -n ${PLUGCTL_VM_KMSG_LOG:-} && -f $STATE/kmsg.log ]]; then
+    kmsg_text >"$PLUGCTL_VM_KMSG_LOG" || true
+fi
+
 if [[ -f $STATE/status ]]; then
     rc=$(<"$STATE/status")
     [[ $rc =~ ^[0-9]+$ ]] || die "guest wrote a bad status '$rc'"
@@ -192,6 +203,13 @@ if [[ -f $STATE/status ]]; then
         echo "run.sh: kernel $kernel, ${elapsed}s, command exit $rc (vng exit $vng_rc)" >&2
     fi
     exit "$rc"
+fi
+
+# No status: the command did not finish. Show why, as far as the console knows.
+if ((!verbose)) && [[ -s $STATE/kmsg.log ]]; then
+    echo "run.sh: ---- last lines of the guest kernel log ----" >&2
+    kmsg_text | tail -n "${PLUGCTL_VM_KMSG_LINES:-40}" >&2
+    echo "run.sh: ---- end of kernel log ----" >&2
 fi
 if ((vng_rc == 124 || vng_rc == 137)); then
     die "timed out after ${timeout_s}s (kernel $kernel): $*" 124

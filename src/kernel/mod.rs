@@ -196,3 +196,6 @@ impl NetlinkKernel {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod fake;

@@ -1,0 +1,190 @@
+//! A fake kernel that keeps qdiscs, filters and the nf_tables table in
+//! memory, records every call and can be told to fail one of them: the
+//! orchestration tests (idempotence, rollback, conflicts) need no kernel.
+
+use plugctl_netlink::nft::{MarkRule, Ruleset};
+use plugctl_netlink::tc::{Filter, FwFilter, Handle, Qdisc, QdiscKind, QueueStats, Write};
+use plugctl_netlink::{Error as NlError, KernelError};
+
+use super::Kernel;
+
+/// The in-memory kernel.
+#[derive(Debug, Default)]
+pub struct FakeKernel {
+    pub qdiscs: Vec<Qdisc>,
+    pub filters: Vec<Filter>,
+    pub table: Option<Vec<MarkRule>>,
+    /// Every mutating call, in order, e.g. `new_qdisc plug 40:`.
+    pub calls: Vec<String>,
+    /// Fail the first call whose description starts with this.
+    pub fail_on: Option<(String, KernelError)>,
+}
+
+impl FakeKernel {
+    /// `lo` (ifindex 1) with its default `noqueue` root.
+    pub fn new() -> FakeKernel {
+        FakeKernel {
+            qdiscs: vec![Qdisc {
+                ifindex: 1,
+                handle: Handle(0),
+                parent: Handle::ROOT,
+                kind: QdiscKind::Other {
+                    kind: "noqueue".into(),
+                    options: None,
+                },
+                stats: QueueStats::default(),
+            }],
+            ..FakeKernel::default()
+        }
+    }
+
+    fn call(&mut self, what: String) -> Result<(), NlError> {
+        if let Some((prefix, err)) = &self.fail_on {
+            if what.starts_with(prefix.as_str()) {
+                let err = err.clone();
+                self.fail_on = None;
+                self.calls.push(format!("{what} -> error"));
+                return Err(NlError::Kernel(err));
+            }
+        }
+        self.calls.push(what);
+        Ok(())
+    }
+
+    /// Remove `handle` and everything below it.
+    fn remove_tree(&mut self, handle: Handle) {
+        let children: Vec<Handle> = self
+            .qdiscs
+            .iter()
+            .filter(|q| {
+                q.parent.major() == handle.major() && q.parent != Handle::ROOT && q.handle != handle
+            })
+            .map(|q| q.handle)
+            .collect();
+        self.qdiscs.retain(|q| q.handle != handle);
+        self.filters.retain(|f| f.parent != handle);
+        for c in children {
+            self.remove_tree(c);
+        }
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn ifindex(&mut self, device: &str) -> Result<Option<i32>, NlError> {
+        Ok((device == "lo").then_some(1))
+    }
+
+    fn qdiscs(&mut self, _ifindex: i32) -> Result<Vec<Qdisc>, NlError> {
+        Ok(self.qdiscs.clone())
+    }
+
+    fn filters(&mut self, _ifindex: i32, parent: Handle) -> Result<Vec<Filter>, NlError> {
+        Ok(self
+            .filters
+            .iter()
+            .filter(|f| f.parent == parent)
+            .cloned()
+            .collect())
+    }
+
+    fn new_qdisc(
+        &mut self,
+        ifindex: i32,
+        parent: Handle,
+        handle: Handle,
+        kind: &QdiscKind,
+        how: Write,
+    ) -> Result<(), NlError> {
+        self.call(format!("new_qdisc {} {handle} {how:?}", kind.name()))?;
+        match how {
+            Write::Change => {
+                if !self.qdiscs.iter().any(|q| q.handle == handle) {
+                    return Err(NlError::Kernel(KernelError {
+                        errno: libc::ENOENT,
+                        message: None,
+                    }));
+                }
+            }
+            Write::Create => {
+                // A default qdisc (handle 0) in the slot counts as empty.
+                self.qdiscs
+                    .retain(|q| !(q.parent == parent && q.handle.0 == 0));
+                let kind = match kind {
+                    QdiscKind::Plug(_) => QdiscKind::Plug(None),
+                    k => k.clone(),
+                };
+                self.qdiscs.push(Qdisc {
+                    ifindex,
+                    handle,
+                    parent,
+                    kind,
+                    stats: QueueStats::default(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn del_qdisc(&mut self, _ifindex: i32, parent: Handle, handle: Handle) -> Result<(), NlError> {
+        self.call(format!("del_qdisc {parent} {handle}"))?;
+        let target = self
+            .qdiscs
+            .iter()
+            .find(|q| q.parent == parent && (handle.0 == 0 || q.handle == handle))
+            .map(|q| q.handle);
+        match target {
+            Some(h) => {
+                self.remove_tree(h);
+                Ok(())
+            }
+            None => Err(NlError::Kernel(KernelError {
+                errno: libc::ENOENT,
+                message: None,
+            })),
+        }
+    }
+
+    fn new_filter(&mut self, f: &FwFilter) -> Result<(), NlError> {
+        self.call(format!("new_filter prio {}", f.prio))?;
+        self.filters.push(Filter {
+            ifindex: f.ifindex,
+            parent: f.parent,
+            prio: f.prio,
+            protocol: f.protocol,
+            handle: f.mark,
+            kind: "fw".into(),
+            fw: Some(f.options),
+        });
+        Ok(())
+    }
+
+    fn del_filter(&mut self, f: &FwFilter) -> Result<(), NlError> {
+        self.call(format!("del_filter prio {}", f.prio))?;
+        self.filters
+            .retain(|x| !(x.prio == f.prio && x.handle == f.mark));
+        Ok(())
+    }
+
+    fn nft_install(&mut self, ruleset: &Ruleset<'_>) -> Result<(), NlError> {
+        self.call(format!("nft_install {}", ruleset.table))?;
+        self.table = Some(ruleset.rules.to_vec());
+        Ok(())
+    }
+
+    fn nft_delete(&mut self, table: &str) -> Result<(), NlError> {
+        self.call(format!("nft_delete {table}"))?;
+        self.table = None;
+        Ok(())
+    }
+
+    fn nft_rules(
+        &mut self,
+        _table: &str,
+        _chain: &str,
+    ) -> Result<Option<Vec<Option<MarkRule>>>, NlError> {
+        Ok(self
+            .table
+            .as_ref()
+            .map(|r| r.iter().cloned().map(Some).collect()))
+    }
+}

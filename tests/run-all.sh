@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test plugctl has, installing what they need on a fresh Debian 12
+# machine (run as root): formatting and lints, unit tests (golden bytes,
+# orchestration against a fake kernel), host tests (this machine's kernel, in
+# private network namespaces), and the kernel tests in a VM on Debian's 6.1
+# and 6.12 kernels. This is what CI runs (.ci/run).
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "installing test dependencies"
+tests/vm/install-deps.sh
+tests/vm/kernels.sh all >/dev/null
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --features vm-tests -- -D warnings
+
+step "unit and host tests"
+cargo test --workspace
+
+step "kernel tests in the VM (6.1 and 6.12)"
+tests/vm/kernel-tests.sh

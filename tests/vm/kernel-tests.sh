@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the kernel tests (tests/kernel.rs, feature vm-tests) and runs them
+# inside a VM on each stock Debian kernel: Debian 12's 6.1 and Debian 13's
+# 6.12 (they have sch_prio, sch_plug and cls_fw; this host may not).
+#
+#   tests/vm/kernel-tests.sh [--kernel 6.1|6.12]... [-- TEST-ARGS...]
+#
+# Without --kernel both kernels run. TEST-ARGS go to the test binary (a name
+# filter, --nocapture, ...). Exits non-zero if any kernel's run fails.
+set -euo pipefail
+
+HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd -- "$HERE/../.." && pwd)
+
+kernels=()
+while (($#)); do
+    case $1 in
+        --kernel) kernels+=("${2:?--kernel needs a value}"); shift 2 ;;
+        --) shift; break ;;
+        *) echo "kernel-tests.sh: unexpected argument '$1'" >&2; exit 2 ;;
+    esac
+done
+((${#kernels[@]})) || kernels=(6.1 6.12)
+
+cd "$ROOT"
+bin=$(cargo test --features vm-tests --test kernel --no-run --message-format=json |
+    python3 -c 'import sys, json
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "kernel":
+        print(m["executable"])')
+[[ -x $bin ]] || { echo "kernel-tests.sh: could not build the kernel test binary" >&2; exit 1; }
+
+status=0
+for k in "${kernels[@]}"; do
+    echo "=== kernel tests on Debian $k kernel ==="
+    start=$(date +%s)
+    if "$HERE/run.sh" --kernel "$k" --timeout 900 -- "$bin" --test-threads=2 --nocapture "$@"; then
+        echo "=== $k: passed in $(($(date +%s) - start)) s (boot included) ==="
+    else
+        rc=$?
+        echo "=== $k: FAILED (exit $rc) after $(($(date +%s) - start)) s ===" >&2
+        status=1
+    fi
+done
+exit "$status"
