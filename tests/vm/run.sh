@@ -144,11 +144,12 @@ fi
 : >"$STATE/started"
 # Copy the guest kernel log to the host while the command runs, so that
 # oopses/warnings (and the lead-up to a panic) can be shown afterwards.
-cat /dev/kmsg >"$STATE/kmsg.log" 2>/dev/null &
+dmesg --follow >"$STATE/kmsg.log" 2>/dev/null &
 kmsg_pid=$!
 "${CMD[@]}"
 rc=$?
 kill "$kmsg_pid" 2>/dev/null
+dmesg >"$STATE/kmsg.log" 2>/dev/null
 echo "$rc" >"$STATE/status.tmp" && mv "$STATE/status.tmp" "$STATE/status"
 sync
 exit "$rc"
@@ -190,8 +191,7 @@ wait "$errcat" 2>/dev/null || true
 errcat=""
 elapsed=$(($(date +%s) - start))
 
-# /dev/kmsg records look like "6,123,456789,-;text": keep the text.
-kmsg_text() { sed -e 's/^[^;]*;//' -e '/^ [A-Z_]*=/d' "$STATE/kmsg.log"; }
+kmsg_text() { cat -- "$STATE/kmsg.log"; }
 if [[ -n ${PLUGCTL_VM_KMSG_LOG:-} && -f $STATE/kmsg.log ]]; then
     kmsg_text >"$PLUGCTL_VM_KMSG_LOG" || true
 fi

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The plugctl demo: builds plugctl, then — natively if this kernel has
+# sch_prio/sch_plug/cls_fw, otherwise inside a VM booting Debian's stock 6.1
+# kernel — sets up the tree in a private network namespace, holds a real TCP
+# connect while the plug is closed, releases it, and tears everything down.
+# Nothing on this machine's own network changes. Run as root.
+#
+#   demo/run.sh [--vm] [--kernel 6.1|6.12]
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+force_vm=0
+kernel=6.1
+while (($#)); do
+    case $1 in
+        --vm) force_vm=1; shift ;;
+        --kernel) kernel=${2:?}; force_vm=1; shift 2 ;;
+        *) echo "usage: demo/run.sh [--vm] [--kernel 6.1|6.12]" >&2; exit 2 ;;
+    esac
+done
+
+cargo build --release --quiet
+export PLUGCTL="$ROOT/target/release/plugctl"
+
+native_ok() {
+    unshare --net -- bash -c 'tc qdisc add dev lo root handle 1: prio bands 4 &&
+        tc qdisc add dev lo parent 1:4 handle 40: plug &&
+        tc filter add dev lo parent 1: protocol ip prio 1 handle 1 fw classid 1:4' >/dev/null 2>&1
+}
+
+if ((force_vm == 0)) && native_ok; then
+    echo "# this kernel has sch_prio, sch_plug and cls_fw: running natively in a private netns"
+    exec unshare --net -- bash "$ROOT/demo/scenario.sh"
+fi
+echo "# running in a VM on Debian's $kernel kernel (this kernel lacks sch_prio/sch_plug/cls_fw, or --vm)"
+tests/vm/install-deps.sh >/dev/null
+exec tests/vm/run.sh --kernel "$kernel" --env PLUGCTL -- unshare --net -- bash "$ROOT/demo/scenario.sh"
