@@ -112,7 +112,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 cwd=$PWD
-guest_path="$PATH"
+# The caller's PATH, minus pyenv: its shims are shell scripts that take ~50 s
+# per call under TCG; `python3` is then Debian's /usr/bin/python3.
+guest_path=""
+IFS=: read -r -a path_parts <<<"$PATH"
+for p in "${path_parts[@]}"; do
+    case $p in "" | */.pyenv/shims | */.pyenv/bin | */.pyenv/plugins/*) continue ;; esac
+    guest_path="${guest_path:+$guest_path:}$p"
+done
 case ":$guest_path:" in *:/usr/sbin:*) ;; *) guest_path="$guest_path:/usr/sbin" ;; esac
 case ":$guest_path:" in *:/sbin:*) ;; *) guest_path="$guest_path:/sbin" ;; esac
 
