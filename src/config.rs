@@ -29,6 +29,10 @@ pub struct Config {
     /// Where plugctl remembers whether the plug is closed (the kernel cannot
     /// report it).
     pub state_dir: PathBuf,
+    /// `reload` releases at the latest this long after closing the plug,
+    /// even if the command is still running.
+    #[serde(with = "humantime_serde")]
+    pub max_hold: std::time::Duration,
 }
 
 impl Default for Config {
@@ -41,6 +45,7 @@ impl Default for Config {
             plug_limit: 1 << 20,
             table: "plugctl".into(),
             state_dir: PathBuf::from("/run/plugctl"),
+            max_hold: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -113,6 +118,9 @@ impl Config {
         }
         if self.plug_limit < 128 {
             return bad("plug_limit is in bytes and must hold at least one SYN (>= 128)");
+        }
+        if self.max_hold.is_zero() || self.max_hold > std::time::Duration::from_secs(600) {
+            return bad("max_hold must be between 1ms and 10min");
         }
         if self.table.is_empty() || self.table.len() > 255 {
             return bad("table must be a non-empty name");

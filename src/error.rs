@@ -50,6 +50,23 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// `release` while a live holder (a running reload) holds the plug.
+    #[error("the plug is held by {0}; not releasing another's hold (release --force overrides)")]
+    Held(String),
+    /// The reload command could not be started.
+    #[error("cannot run {command:?}: {source}")]
+    CommandStart {
+        /// argv[0].
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `--strict` and the plug could not be closed: the command was not run.
+    #[error("not running the command (--strict): the plug could not be closed: {0}")]
+    Strict(Box<Error>),
+    /// The user named by `--user` does not exist, or privileges could not be dropped.
+    #[error("{0}")]
+    User(String),
     /// Any other netlink failure.
     #[error("{what}: {source}")]
     Netlink {
@@ -73,6 +90,13 @@ impl Error {
             Error::Conflict(_) => 7,
             Error::NotSetUp { .. } => 8,
             Error::State { .. } => 9,
+            Error::Held(_) => 12,
+            Error::Strict(_) => 13,
+            Error::User(_) => 14,
+            Error::CommandStart { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                127
+            }
+            Error::CommandStart { .. } => 126,
         }
     }
 

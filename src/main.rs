@@ -20,7 +20,14 @@ Exit codes:
   8   the tree is not set up (plug, release)
   9   the state file could not be written
   10  status: the tree is missing
-  11  status: the tree differs from the configuration";
+  11  status: the tree differs from the configuration
+  12  release: another holder (a running reload) holds the plug
+  13  reload --strict: the plug could not be closed; the command was not run
+  14  reload --user: no such user or group
+  15  status: the plug is closed but its holder is gone (run `plugctl release`)
+  126 reload: the command could not be executed
+  127 reload: the command was not found
+  reload otherwise exits with the command's own exit code (128+N if killed by signal N)";
 
 /// Hold new connections to a load balancer while it reloads, so a reload
 /// loses none: SYNs to the balancer's addresses are marked by an nf_tables
@@ -77,8 +84,37 @@ enum Command {
     },
     /// Close the plug: hold new connections until `release`
     Plug,
-    /// Open the plug: let every held connection through
-    Release,
+    /// Open the plug: let every held connection through (unless a running
+    /// reload still holds it)
+    Release {
+        /// Open it even if other holders hold it, and forget them
+        #[arg(long)]
+        force: bool,
+    },
+    /// Close the plug, run CMD (argv, no shell), release when it is done
+    /// (or at --max-hold), print a one-line summary; exits with CMD's code
+    Reload {
+        /// Release at the latest this long after closing, even if CMD still
+        /// runs (e.g. 500ms, 5s) [config: max_hold; default: 5s]
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        max_hold: Option<std::time::Duration>,
+        /// Do not run CMD if the plug cannot be closed (default: run it
+        /// unprotected, with a warning)
+        #[arg(long)]
+        strict: bool,
+        /// Run CMD as USER[:GROUP] (plugctl itself needs CAP_NET_ADMIN)
+        #[arg(long, value_name = "USER[:GROUP]")]
+        user: Option<String>,
+        /// Print the reload record as one JSON object instead of the summary
+        #[arg(long)]
+        json: bool,
+        /// Append the reload record to FILE as a JSON line
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
+        /// The reload command and its arguments
+        #[arg(required = true, last = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Show the tree, whether it matches the config, the plug state and counters;
     /// exits 10 if the tree is missing, 11 if it differs
     Status {
@@ -116,6 +152,19 @@ impl Cli {
 
 fn run(cli: &Cli) -> Result<i32, Error> {
     let cfg = cli.config()?;
+    let sends = !matches!(
+        cli.command,
+        Command::Setup { dry_run: true, .. }
+            | Command::Teardown { dry_run: true }
+            | Command::Reload { .. }
+    );
+    if sends && !plugctl::kernel::has_net_admin() {
+        let name = format!("{:?}", cli.command);
+        let name = name.split([' ', '{']).next().unwrap_or("").to_lowercase();
+        return Err(Error::Permission {
+            what: format!("plugctl {name}"),
+        });
+    }
     match &cli.command {
         Command::Setup { dry_run: true, .. } => {
             tree::commands(&cfg).iter().for_each(|c| println!("{c}"));
@@ -142,10 +191,56 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             println!("plug closed: new connections are held until `plugctl release`");
             Ok(0)
         }
-        Command::Release => {
-            Controller::new(cfg)?.release()?;
-            println!("plug released");
+        Command::Release { force } => {
+            let s = Controller::new(cfg)?.release(*force)?;
+            println!(
+                "plug released ({} packets were held, {} dropped)",
+                s.packets, s.drops
+            );
             Ok(0)
+        }
+        Command::Reload {
+            max_hold,
+            strict,
+            user,
+            json,
+            record,
+            command,
+        } => {
+            let opts = plugctl::reload::ReloadOptions {
+                max_hold: max_hold.unwrap_or(cfg.max_hold),
+                strict: *strict,
+                user: user
+                    .as_deref()
+                    .map(plugctl::reload::RunAs::parse)
+                    .transpose()?,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::User(format!("starting the runtime: {e}")))?;
+            let rec = rt.block_on(async {
+                let agent = plugctl::agent::Agent::new(cfg)?;
+                plugctl::reload::reload(&agent, command, &opts).await
+            })?;
+            let line = serde_json::to_string(&rec).unwrap_or_default();
+            if *json {
+                println!("{line}");
+            } else {
+                eprintln!("{}", rec.summary());
+            }
+            if let Some(path) = record {
+                use std::io::Write;
+                let r = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut f| writeln!(f, "{line}"));
+                if let Err(e) = r {
+                    eprintln!("plugctl: warning: cannot append to {}: {e}", path.display());
+                }
+            }
+            Ok(rec.exit_code())
         }
         Command::Status { json } => {
             let status = Controller::new(cfg)?.status()?;
@@ -160,6 +255,15 @@ fn run(cli: &Cli) -> Result<i32, Error> {
 }
 
 fn main() -> ExitCode {
+    // The watchdog is this same binary, started by a holder (see watchdog.rs).
+    let args: Vec<String> = std::env::args().take(3).collect();
+    if args.len() == 3 && args[1] == plugctl::watchdog::SUBCOMMAND {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .without_time()
+            .init();
+        return ExitCode::from(plugctl::watchdog::run(&args[2]) as u8);
+    }
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",

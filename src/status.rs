@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::holders::Holder;
 use crate::state::PlugState;
 use crate::tree::{Check, Observed, Part};
 
@@ -53,10 +54,39 @@ pub struct Status {
     pub parts: Vec<Part>,
     /// The plug, if it exists.
     pub plug: Option<Plug>,
+    /// Who holds the plug (live or not: a dead one is a crash left over).
+    pub holders: Vec<HolderStatus>,
+    /// The plug is recorded closed but no live holder is left (a crash):
+    /// `plugctl release` or `plugctl setup` opens it.
+    pub leftover: bool,
+}
+
+/// One holder, as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HolderStatus {
+    /// The holder.
+    #[serde(flatten)]
+    pub holder: Holder,
+    /// Whether its process is still running.
+    pub alive: bool,
 }
 
 impl Status {
-    pub(crate) fn new(cfg: &Config, obs: Observed, state: Option<PlugState>) -> Status {
+    pub(crate) fn new(
+        cfg: &Config,
+        obs: Observed,
+        state: Option<PlugState>,
+        holders: Vec<Holder>,
+    ) -> Status {
+        let holders: Vec<HolderStatus> = holders
+            .into_iter()
+            .map(|holder| HolderStatus {
+                alive: holder.alive(),
+                holder,
+            })
+            .collect();
+        let leftover =
+            obs.has_plug() && state.is_some_and(|s| s.closed) && !holders.iter().any(|h| h.alive);
         let setup = if obs.complete() {
             Setup::Complete
         } else if obs.absent() {
@@ -83,13 +113,18 @@ impl Status {
             setup,
             parts: obs.parts,
             plug,
+            holders,
+            leftover,
         }
     }
 
     /// 0 when the tree is complete, 10 when it is missing, 11 when it
-    /// differs from the configuration (so `status` can be a health check).
+    /// differs from the configuration, 15 when it is complete but the plug
+    /// was left closed by a holder that is gone (so `status` can be a
+    /// health check).
     pub fn exit_code(&self) -> i32 {
         match self.setup {
+            Setup::Complete if self.leftover => 15,
             Setup::Complete => 0,
             Setup::Missing => 10,
             Setup::Differs => 11,
@@ -131,6 +166,20 @@ impl fmt::Display for Status {
                 p.drops
             ),
             None => write!(f, "plug: none"),
+        }?;
+        for h in &self.holders {
+            write!(
+                f,
+                "\nholder {}: {} (pid {}){}",
+                h.holder.id,
+                h.holder.what,
+                h.holder.pid.map_or("-".into(), |p| p.to_string()),
+                if h.alive { "" } else { " GONE" }
+            )?;
         }
+        if self.leftover {
+            write!(f, "\nWARNING: the plug is closed but nobody holds it (a crash?): run `plugctl release`")?;
+        }
+        Ok(())
     }
 }

@@ -220,7 +220,7 @@ fn held_then_released(p: &Plugctl, target: &str, others: &[&str]) {
     );
 
     let release_at = Instant::now();
-    ctl.release().expect("release");
+    ctl.release(false).expect("release");
     let released_at = Instant::now();
     let done = rx
         .recv_timeout(Duration::from_secs(5))

@@ -199,3 +199,18 @@ impl NetlinkKernel {
 
 #[cfg(test)]
 pub(crate) mod fake;
+
+/// Whether this thread has CAP_NET_ADMIN in its effective set (bit 12 of
+/// `CapEff` in `/proc/thread-self/status`). Everything plugctl changes, and
+/// the nf_tables dump `status` needs, requires it.
+pub fn has_net_admin() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+}

@@ -1,0 +1,163 @@
+//! The API for orchestration agents (tokio): a cloneable [`Agent`] over a
+//! [`Controller`], and a [`HoldGuard`] that always gives its hold back —
+//! by [`HoldGuard::release`], by `Drop`, or, if the whole process dies, by
+//! its watchdog process.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), plugctl::Error> {
+//! let agent = plugctl::agent::Agent::new(plugctl::Config::default())?;
+//! agent.setup(false).await?;
+//! let guard = agent.hold("deploy haproxy config").await?;
+//! // ... reload the service ...
+//! let stats = guard.release().await?;
+//! println!("held {} SYNs", stats.packets);
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::holders::Holder;
+use crate::watchdog::{self, Watchdog};
+use crate::{Changes, Config, Controller, Error, HoldId, HoldStats, Status};
+
+/// A handle on plugctl's controller for async programs. Clones share it.
+#[derive(Clone)]
+pub struct Agent {
+    ctl: Arc<Mutex<Controller>>,
+    watchdog_program: PathBuf,
+}
+
+fn locked(ctl: &Mutex<Controller>) -> MutexGuard<'_, Controller> {
+    // A panic while holding the mutex leaves the controller usable: its
+    // state lives in the kernel and in the state files, not in memory.
+    ctl.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Agent {
+    /// An agent for `cfg`; the watchdog runs [`watchdog::default_program`].
+    pub fn new(cfg: Config) -> Result<Agent, Error> {
+        Ok(Agent {
+            ctl: Arc::new(Mutex::new(Controller::new(cfg)?)),
+            watchdog_program: watchdog::default_program(),
+        })
+    }
+
+    /// Use `program` (a `plugctl` binary) for the watchdog.
+    pub fn with_watchdog_program(mut self, program: PathBuf) -> Agent {
+        self.watchdog_program = program;
+        self
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Controller) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let ctl = self.ctl.clone();
+        tokio::task::spawn_blocking(move || f(&mut locked(&ctl)))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Build the tree (see [`Controller::setup`]).
+    pub async fn setup(&self, force: bool) -> Result<Changes, Error> {
+        self.blocking(move |c| c.setup(force)).await
+    }
+
+    /// The status (see [`Controller::status`]).
+    pub async fn status(&self) -> Result<Status, Error> {
+        self.blocking(|c| c.status()).await
+    }
+
+    /// Hold new connections until the returned guard is released or dropped.
+    /// A watchdog process is armed first, so even if this process dies the
+    /// hold is given back.
+    pub async fn hold(&self, what: &str) -> Result<HoldGuard, Error> {
+        if !crate::kernel::has_net_admin() {
+            return Err(Error::Permission {
+                what: "holding connections".into(),
+            });
+        }
+        let holder = Holder::this_process(what);
+        let program = self.watchdog_program.clone();
+        let (id, watchdog) = self
+            .blocking(move |c| {
+                let dog = Watchdog::spawn(&program, c.config(), &holder.id)?;
+                match c.hold_as(holder) {
+                    Ok(id) => Ok((id, dog)),
+                    Err(e) => {
+                        dog.disarm();
+                        Err(e)
+                    }
+                }
+            })
+            .await?;
+        Ok(HoldGuard {
+            ctl: self.ctl.clone(),
+            id: Some(id),
+            watchdog: Some(watchdog),
+            since: Instant::now(),
+        })
+    }
+}
+
+/// A hold on the plug. Release it with [`HoldGuard::release`]; dropping it
+/// releases too (blocking briefly).
+pub struct HoldGuard {
+    ctl: Arc<Mutex<Controller>>,
+    id: Option<HoldId>,
+    watchdog: Option<Watchdog>,
+    since: Instant,
+}
+
+impl HoldGuard {
+    /// How long it has held.
+    pub fn held_for(&self) -> Duration {
+        self.since.elapsed()
+    }
+
+    /// Give the hold back now (the plug opens unless others still hold it).
+    pub async fn release(mut self) -> Result<HoldStats, Error> {
+        let ctl = self.ctl.clone();
+        let id = self.id.take();
+        let dog = self.watchdog.take();
+        tokio::task::spawn_blocking(move || release_now(&ctl, id, dog))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Give the hold back now, from synchronous code.
+    pub fn release_blocking(mut self) -> Result<HoldStats, Error> {
+        release_now(&self.ctl, self.id.take(), self.watchdog.take())
+    }
+}
+
+fn release_now(
+    ctl: &Mutex<Controller>,
+    id: Option<HoldId>,
+    dog: Option<Watchdog>,
+) -> Result<HoldStats, Error> {
+    let Some(id) = id else {
+        return Ok(HoldStats::default());
+    };
+    let r = locked(ctl).unhold(&id);
+    match (&r, dog) {
+        // Released: stand the watchdog down.
+        (Ok(_), Some(d)) => d.disarm(),
+        // Failed: dropping the armed watchdog's pipe makes it try itself.
+        (Err(_), Some(d)) => drop(d),
+        (_, None) => {}
+    }
+    r
+}
+
+impl Drop for HoldGuard {
+    fn drop(&mut self) {
+        if self.id.is_some() {
+            if let Err(e) = release_now(&self.ctl, self.id.take(), self.watchdog.take()) {
+                tracing::error!("releasing a dropped hold: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! `plugctl reload -- CMD`: hold new connections, run the reload command,
+//! wait until it is safe, release — and release on every path: the command
+//! fails or cannot start, hangs past `max_hold`, plugctl gets SIGINT or
+//! SIGTERM, or plugctl is killed outright (the hold's watchdog).
+
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::agent::{Agent, HoldGuard};
+use crate::error::Error;
+use crate::state::PlugState;
+use crate::HoldStats;
+
+/// How a reload runs.
+#[derive(Debug, Clone)]
+pub struct ReloadOptions {
+    /// Release at the latest this long after the plug closed, even if the
+    /// command is still running (it is left running).
+    pub max_hold: Duration,
+    /// Refuse to run the command if the plug cannot be closed (default:
+    /// run it unprotected, with a warning).
+    pub strict: bool,
+    /// Run the command as this user and group instead of plugctl's own.
+    pub user: Option<RunAs>,
+}
+
+impl Default for ReloadOptions {
+    fn default() -> ReloadOptions {
+        ReloadOptions {
+            max_hold: Duration::from_secs(5),
+            strict: false,
+            user: None,
+        }
+    }
+}
+
+/// Credentials to run the command with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+impl RunAs {
+    /// Resolve `USER[:GROUP]` (names or numeric ids) from the system's user
+    /// database.
+    pub fn parse(spec: &str) -> Result<RunAs, Error> {
+        let (user, group) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        let pw = lookup_user(user).ok_or_else(|| Error::User(format!("no such user {user:?}")))?;
+        let gid = match group {
+            None => pw.1,
+            Some(g) => match g.parse() {
+                Ok(n) => n,
+                Err(_) => {
+                    lookup_group(g).ok_or_else(|| Error::User(format!("no such group {g:?}")))?
+                }
+            },
+        };
+        let groups = if group.is_none() {
+            supplementary_groups(&pw.0, gid)
+        } else {
+            vec![gid]
+        };
+        Ok(RunAs {
+            uid: pw.2,
+            gid,
+            groups,
+        })
+    }
+}
+
+/// (name, primary gid, uid).
+fn lookup_user(user: &str) -> Option<(String, u32, u32)> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4).then(|| (f[0], f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok()))
+        })
+        .find_map(|(name, uid, gid)| {
+            let (uid, gid) = (uid?, gid?);
+            (name == user || user.parse() == Ok(uid)).then(|| (name.to_string(), gid, uid))
+        })
+        .or_else(|| user.parse().ok().map(|uid| (user.to_string(), uid, uid)))
+}
+
+fn lookup_group(group: &str) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == group)
+            .then(|| f[2].parse().ok())
+            .flatten()
+    })
+}
+
+fn supplementary_groups(user: &str, gid: u32) -> Vec<u32> {
+    let mut groups = vec![gid];
+    if let Ok(text) = std::fs::read_to_string("/etc/group") {
+        for l in text.lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() >= 4 && f[3].split(',').any(|m| m == user) {
+                if let Ok(g) = f[2].parse() {
+                    if !groups.contains(&g) {
+                        groups.push(g);
+                    }
+                }
+            }
+        }
+    }
+    groups
+}
+
+/// What one reload did: printed as the summary line, or as JSON.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadRecord {
+    /// When the reload began, ms since the Unix epoch.
+    pub start_ms: u64,
+    /// The command (argv).
+    pub command: Vec<String>,
+    /// Whether new connections were held.
+    pub held: bool,
+    /// How long the plug was held by this reload, ms.
+    pub held_ms: f64,
+    /// SYNs held at release.
+    pub packets: u32,
+    /// Bytes held at release.
+    pub bytes: u32,
+    /// SYNs dropped (plug full) during the hold.
+    pub drops: u32,
+    /// The command's exit code, if it exited.
+    pub command_exit: Option<i32>,
+    /// The signal that ended the command, if one did.
+    pub command_signal: Option<i32>,
+    /// Released because `max_hold` was reached.
+    pub max_hold_reached: bool,
+    /// The signal plugctl received, if any (forwarded to the command).
+    pub signal: Option<i32>,
+    /// Warnings (also logged).
+    pub warnings: Vec<String>,
+}
+
+impl ReloadRecord {
+    /// The exit code `plugctl reload` ends with: the command's own (128+N
+    /// for a command killed by signal N).
+    pub fn exit_code(&self) -> i32 {
+        match (self.command_exit, self.command_signal) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            (None, None) => 1,
+        }
+    }
+
+    /// The one-line summary.
+    pub fn summary(&self) -> String {
+        let exit = match (self.command_exit, self.command_signal) {
+            (Some(c), _) => format!("exit {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            _ => "no exit status".into(),
+        };
+        if self.held {
+            format!(
+                "plugctl: reload {exit}; held {:.1} ms; {} SYNs ({} bytes) held at release; {} dropped{}",
+                self.held_ms,
+                self.packets,
+                self.bytes,
+                self.drops,
+                if self.max_hold_reached { "; released at max-hold" } else { "" }
+            )
+        } else {
+            format!("plugctl: reload {exit}; NOT held (connections were not protected)")
+        }
+    }
+}
+
+struct Hold {
+    guard: Option<HoldGuard>,
+    since: Instant,
+    stats: Option<HoldStats>,
+    held_ms: f64,
+}
+
+impl Hold {
+    async fn release(&mut self, record: &mut ReloadRecord) {
+        let Some(g) = self.guard.take() else { return };
+        self.held_ms = self.since.elapsed().as_secs_f64() * 1000.0;
+        match g.release().await {
+            Ok(s) => self.stats = Some(s),
+            Err(e) => {
+                // The watchdog (armed when the guard failed) tries again.
+                let w = format!("releasing the plug failed: {e}");
+                tracing::error!("{w}");
+                record.warnings.push(w);
+            }
+        }
+    }
+}
+
+fn warn(record: &mut ReloadRecord, w: String) {
+    eprintln!("plugctl: warning: {w}");
+    record.warnings.push(w);
+}
+
+/// Run `argv` under a hold (see the module docs).
+pub async fn reload(
+    agent: &Agent,
+    argv: &[OsString],
+    opts: &ReloadOptions,
+) -> Result<ReloadRecord, Error> {
+    let program = argv
+        .first()
+        .ok_or_else(|| Error::User("no command given".into()))?;
+    let mut record = ReloadRecord {
+        start_ms: PlugState::now(false).since_ms,
+        command: argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        ..ReloadRecord::default()
+    };
+    // Signals are caught from here on, so none can end plugctl mid-hold.
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|e| Error::User(format!("signal setup: {e}")))?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|e| Error::User(format!("signal setup: {e}")))?;
+
+    let what = format!("reload: {}", record.command.join(" "));
+    let mut hold = Hold {
+        guard: None,
+        since: Instant::now(),
+        stats: None,
+        held_ms: 0.0,
+    };
+    match agent.hold(&what).await {
+        Ok(g) => {
+            hold.guard = Some(g);
+            hold.since = Instant::now();
+            record.held = true;
+        }
+        Err(e) if opts.strict => return Err(Error::Strict(Box::new(e))),
+        Err(e) => warn(
+            &mut record,
+            format!("running the command without holding connections: {e}"),
+        ),
+    }
+    let deadline = tokio::time::Instant::now() + opts.max_hold;
+
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(&argv[1..]);
+    if let Some(u) = &opts.user {
+        let groups: Vec<libc::gid_t> = u.groups.clone();
+        cmd.uid(u.uid).gid(u.gid);
+        // SAFETY: setgroups is async-signal-safe; `groups` is moved in.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(source) => {
+            hold.release(&mut record).await;
+            return Err(Error::CommandStart {
+                command: program.to_string_lossy().into_owned(),
+                source,
+            });
+        }
+    };
+    let child_pid = child.id();
+
+    let status = loop {
+        let held = hold.guard.is_some();
+        tokio::select! {
+            st = child.wait() => break st,
+            _ = tokio::time::sleep_until(deadline), if held => {
+                record.max_hold_reached = true;
+                warn(&mut record, format!(
+                    "the command is still running after max-hold ({:?}); releasing the plug and leaving it running",
+                    opts.max_hold
+                ));
+                hold.release(&mut record).await;
+            }
+            _ = sigint.recv() => {
+                forward(child_pid, libc::SIGINT, &mut record);
+                hold.release(&mut record).await;
+            }
+            _ = sigterm.recv() => {
+                forward(child_pid, libc::SIGTERM, &mut record);
+                hold.release(&mut record).await;
+            }
+        }
+    };
+    hold.release(&mut record).await;
+    match status {
+        Ok(st) => {
+            use std::os::unix::process::ExitStatusExt;
+            record.command_exit = st.code();
+            record.command_signal = st.signal();
+            if !st.success() {
+                warn(&mut record, format!("the command failed ({st})"));
+            }
+        }
+        Err(e) => warn(&mut record, format!("waiting for the command: {e}")),
+    }
+    record.held_ms = hold.held_ms;
+    if let Some(s) = hold.stats {
+        record.packets = s.packets;
+        record.bytes = s.bytes;
+        record.drops = s.drops;
+    }
+    Ok(record)
+}
+
+fn forward(pid: Option<u32>, sig: i32, record: &mut ReloadRecord) {
+    record.signal = Some(sig);
+    if let Some(pid) = pid {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(pid as libc::pid_t, sig) };
+    }
+    tracing::warn!("got signal {sig}: forwarded to the command, releasing the plug");
+}
