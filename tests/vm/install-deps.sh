@@ -10,6 +10,10 @@ export DEBIAN_FRONTEND=noninteractive
 
 # kmod: vng runs depmod on the unpacked kernel, and the guest (which shares the
 # host root fs) needs modprobe for module auto-loading.
+# virtme-ng version the guest/ stand-ins were tested with (its init finds
+# udevd and systemd-tmpfiles on PATH).
+VIRTME_NG_VERSION=${VIRTME_NG_VERSION:-1.42}
+
 APT_PKGS=(qemu-system-x86 busybox-static kmod iproute2 nftables libnl-utils)
 
 # A Debian package counts as present when dpkg says "install ok installed".
@@ -53,14 +57,26 @@ find_vng() {
 }
 
 if vng_path=$(find_vng); then
-    echo "install-deps: vng present at $vng_path" >&2
+    have=$("$vng_path" --version 2>/dev/null | awk '{print $NF}') || true
+    echo "install-deps: vng ${have:-?} present at $vng_path" >&2
+    if [[ $have != "$VIRTME_NG_VERSION" ]]; then
+        echo "install-deps: warning: tests/vm was tested with virtme-ng $VIRTME_NG_VERSION" >&2
+    fi
 else
     echo "install-deps: installing virtme-ng from PyPI" >&2
     py=python3
+    pip_flags=(--quiet --disable-pip-version-check)
     if [[ -x "${PYENV_ROOT:-$HOME/.pyenv}/shims/python3" ]]; then
         py="${PYENV_ROOT:-$HOME/.pyenv}/shims/python3"
+    elif [[ $(command -v python3 || true) == /usr/bin/python3 ]]; then
+        # Debian's own python: needs python3-pip and PEP 668's override.
+        "$py" -m pip --version >/dev/null 2>&1 || {
+            "${SUDO[@]}" apt-get update -qq
+            "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3-pip
+        }
+        pip_flags+=(--break-system-packages)
     fi
-    "$py" -m pip install --quiet --disable-pip-version-check virtme-ng
+    "${SUDO[@]}" "$py" -m pip install "${pip_flags[@]}" "virtme-ng==$VIRTME_NG_VERSION"
     # pyenv needs a rehash to create the new shim.
     if command -v pyenv >/dev/null 2>&1; then
         pyenv rehash || true
