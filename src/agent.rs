@@ -70,6 +70,11 @@ impl Agent {
         self.blocking(|c| c.status()).await
     }
 
+    /// Every listening TCP socket.
+    pub async fn listeners(&self) -> Result<Vec<plugctl_netlink::diag::Listener>, Error> {
+        self.blocking(|c| c.listeners()).await
+    }
+
     /// Hold new connections until the returned guard is released or dropped.
     /// A watchdog process is armed first, so even if this process dies the
     /// hold is given back.

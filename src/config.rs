@@ -33,6 +33,13 @@ pub struct Config {
     /// even if the command is still running.
     #[serde(with = "humantime_serde")]
     pub max_hold: std::time::Duration,
+    /// `reload` releases only once each of these `[ADDR:]PORT`s has a new
+    /// listening socket and none of the old ones (empty: release as soon as
+    /// the command returns).
+    pub wait_listen: Vec<crate::ready::ListenSpec>,
+    /// How long that must have held before releasing.
+    #[serde(with = "humantime_serde")]
+    pub settle: std::time::Duration,
 }
 
 impl Default for Config {
@@ -46,6 +53,8 @@ impl Default for Config {
             table: "plugctl".into(),
             state_dir: PathBuf::from("/run/plugctl"),
             max_hold: std::time::Duration::from_secs(5),
+            wait_listen: vec![],
+            settle: std::time::Duration::from_millis(20),
         }
     }
 }

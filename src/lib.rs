@@ -20,6 +20,7 @@ pub mod error;
 pub mod hold;
 pub mod holders;
 pub mod kernel;
+pub mod ready;
 pub mod reload;
 pub mod state;
 pub mod status;
@@ -269,6 +270,13 @@ impl<K: Kernel> Controller<K> {
         // No holder is left: open it, whatever was recorded (a crash may
         // have left it closed).
         self.unhold_id("manual", 0)
+    }
+
+    /// Every listening TCP socket (for the readiness check).
+    pub fn listeners(&mut self) -> Result<Vec<plugctl_netlink::diag::Listener>, Error> {
+        self.kernel
+            .listeners()
+            .map_err(|e| Error::netlink("listing listening sockets", e))
     }
 
     /// The tree as found in the kernel, compared with the configuration,

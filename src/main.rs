@@ -105,6 +105,14 @@ enum Command {
         /// Run CMD as USER[:GROUP] (plugctl itself needs CAP_NET_ADMIN)
         #[arg(long, value_name = "USER[:GROUP]")]
         user: Option<String>,
+        /// After CMD returns, hold until [ADDR:]PORT has a new listening socket
+        /// and none of those that listened when the plug closed; repeatable
+        /// [config: wait_listen]
+        #[arg(long = "wait-listen", value_name = "[ADDR:]PORT")]
+        wait_listen: Vec<plugctl::ready::ListenSpec>,
+        /// How long readiness must hold before releasing [config: settle; default: 20ms]
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        settle: Option<std::time::Duration>,
         /// Print the reload record as one JSON object instead of the summary
         #[arg(long)]
         json: bool,
@@ -206,6 +214,8 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             json,
             record,
             command,
+            wait_listen,
+            settle,
         } => {
             let opts = plugctl::reload::ReloadOptions {
                 max_hold: max_hold.unwrap_or(cfg.max_hold),
@@ -214,6 +224,12 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                     .as_deref()
                     .map(plugctl::reload::RunAs::parse)
                     .transpose()?,
+                wait_listen: if wait_listen.is_empty() {
+                    cfg.wait_listen.clone()
+                } else {
+                    wait_listen.clone()
+                },
+                settle: settle.unwrap_or(cfg.settle),
             };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

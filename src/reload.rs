@@ -11,6 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::agent::{Agent, HoldGuard};
 use crate::error::Error;
+use crate::ready::{self, ListenSpec, Settler};
 use crate::state::PlugState;
 use crate::HoldStats;
 
@@ -25,6 +26,11 @@ pub struct ReloadOptions {
     pub strict: bool,
     /// Run the command as this user and group instead of plugctl's own.
     pub user: Option<RunAs>,
+    /// After the command returns, hold until these ports have a new
+    /// listener and no old one (see [`crate::ready`]).
+    pub wait_listen: Vec<ListenSpec>,
+    /// How long readiness must hold before releasing.
+    pub settle: Duration,
 }
 
 impl Default for ReloadOptions {
@@ -33,6 +39,8 @@ impl Default for ReloadOptions {
             max_hold: Duration::from_secs(5),
             strict: false,
             user: None,
+            wait_listen: vec![],
+            settle: Duration::from_millis(20),
         }
     }
 }
@@ -142,6 +150,9 @@ pub struct ReloadRecord {
     pub command_exit: Option<i32>,
     /// The signal that ended the command, if one did.
     pub command_signal: Option<i32>,
+    /// How long the release waited for the listeners after the command
+    /// returned, ms (with `wait_listen`).
+    pub waited_for_listen_ms: Option<f64>,
     /// Released because `max_hold` was reached.
     pub max_hold_reached: bool,
     /// The signal plugctl received, if any (forwarded to the command).
@@ -254,6 +265,14 @@ pub async fn reload(
         ),
     }
     let deadline = tokio::time::Instant::now() + opts.max_hold;
+    let before = if record.held && !opts.wait_listen.is_empty() {
+        Some(ready::snapshot(
+            &opts.wait_listen,
+            &agent.listeners().await?,
+        ))
+    } else {
+        None
+    };
 
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(&argv[1..]);
@@ -304,6 +323,20 @@ pub async fn reload(
             }
         }
     };
+    if let (Some(before), true) = (&before, hold.guard.is_some()) {
+        let waited = Instant::now();
+        wait_listen(
+            agent,
+            opts,
+            before,
+            deadline,
+            &mut sigint,
+            &mut sigterm,
+            &mut record,
+        )
+        .await?;
+        record.waited_for_listen_ms = Some(waited.elapsed().as_secs_f64() * 1000.0);
+    }
     hold.release(&mut record).await;
     match status {
         Ok(st) => {
@@ -323,6 +356,37 @@ pub async fn reload(
         record.drops = s.drops;
     }
     Ok(record)
+}
+
+/// Poll the listeners until ready (and settled), max-hold, or a signal.
+async fn wait_listen(
+    agent: &Agent,
+    opts: &ReloadOptions,
+    before: &ready::Snapshot,
+    deadline: tokio::time::Instant,
+    sigint: &mut tokio::signal::unix::Signal,
+    sigterm: &mut tokio::signal::unix::Signal,
+    record: &mut ReloadRecord,
+) -> Result<(), Error> {
+    let mut settler = Settler::new(opts.settle);
+    loop {
+        let now = ready::snapshot(&opts.wait_listen, &agent.listeners().await?);
+        let verdict = ready::check(&opts.wait_listen, before, &now);
+        if settler.observe(verdict.is_ok(), Instant::now()) {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                record.max_hold_reached = true;
+                let why = verdict.err().map_or("readiness had not settled".into(), |n| n.to_string());
+                warn(record, format!("releasing at max-hold ({:?}) although {why}", opts.max_hold));
+                return Ok(());
+            }
+            _ = sigint.recv() => { record.signal = Some(libc::SIGINT); return Ok(()); }
+            _ = sigterm.recv() => { record.signal = Some(libc::SIGTERM); return Ok(()); }
+        }
+    }
 }
 
 fn forward(pid: Option<u32>, sig: i32, record: &mut ReloadRecord) {

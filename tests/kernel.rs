@@ -348,7 +348,10 @@ fn wait_plugged(p: &Plugctl) {
         if s.contains("\"state\":\"closed\"") && s.contains("\"alive\":true") {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "never plugged: {s}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never plugged: {s}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -391,7 +394,10 @@ fn reload_releases_when_the_command_fails_or_cannot_start() {
     assert_open(&p);
     let (code, out, _) = p.run(&["reload", "--json", "--", "true"]);
     assert_eq!(code, 0);
-    assert!(out.contains("\"held\":true") && out.contains("\"command_exit\":0"), "{out}");
+    assert!(
+        out.contains("\"held\":true") && out.contains("\"command_exit\":0"),
+        "{out}"
+    );
     assert_open(&p);
 }
 
@@ -405,15 +411,24 @@ fn reload_releases_a_hung_command_at_max_hold_and_leaves_it_running() {
     let child = spawn_reload(&p, &["--max-hold", "1500ms", "--json"], &["sleep", "4"]);
     wait_plugged(&p);
     let rx = connect_in_background(LB.parse().unwrap());
-    let done = rx.recv_timeout(Duration::from_secs(10)).expect("finished").expect("connected");
+    let done = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("finished")
+        .expect("connected");
     let at = done.saturating_duration_since(started);
     println!("hung command: connect completed {at:?} after the reload started (max-hold 1.5 s)");
-    assert!(at >= Duration::from_millis(1400), "released before max-hold: {at:?}");
+    assert!(
+        at >= Duration::from_millis(1400),
+        "released before max-hold: {at:?}"
+    );
     // The command is left running: the reload ends when it does.
     let out = child.wait_with_output().unwrap();
     let took = started.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(took >= Duration::from_secs(4), "the command was not left running ({took:?})");
+    assert!(
+        took >= Duration::from_secs(4),
+        "the command was not left running ({took:?})"
+    );
     assert!(stdout.contains("\"max_hold_reached\":true"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("max-hold"));
     assert_open(&p);
@@ -434,11 +449,22 @@ fn reload_releases_on_sigint_and_sigterm() {
         let t = Instant::now();
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, sig) };
-        let done = rx.recv_timeout(Duration::from_secs(10)).expect("finished").expect("connected");
-        println!("signal {sig}: connect completed {:?} after it", done.saturating_duration_since(t));
+        let done = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("finished")
+            .expect("connected");
+        println!(
+            "signal {sig}: connect completed {:?} after it",
+            done.saturating_duration_since(t)
+        );
         let out = child.wait_with_output().unwrap();
         // The command got the signal too and died of it.
-        assert_eq!(out.status.code(), Some(128 + sig), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(128 + sig),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_open(&p);
     }
 }
@@ -468,7 +494,11 @@ fn kill_9_of_plugctl_is_released_by_the_watchdog() {
         delays.push(done.saturating_duration_since(t));
         // The status shows nothing left over.
         let start = Instant::now();
-        while !p.run(&["status", "--json"]).1.contains("\"state\":\"open\"") {
+        while !p
+            .run(&["status", "--json"])
+            .1
+            .contains("\"state\":\"open\"")
+        {
             assert!(start.elapsed() < Duration::from_secs(5));
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -477,7 +507,10 @@ fn kill_9_of_plugctl_is_released_by_the_watchdog() {
     let worst = delays.iter().max().unwrap();
     // 100 ms natively is the target; TCG runs 25-90x slower, so allow more
     // here and report the figure.
-    assert!(*worst < Duration::from_millis(1000), "watchdog too slow: {delays:?}");
+    assert!(
+        *worst < Duration::from_millis(1000),
+        "watchdog too slow: {delays:?}"
+    );
 }
 
 /// A hold left by a holder that died along with its watchdog is reported
@@ -496,14 +529,19 @@ fn leftover_closed_plug_is_reported_and_released() {
         child.wait().unwrap();
         let (code, out, _) = p.run(&["status"]);
         assert_eq!(code, 15, "{out}");
-        assert!(out.contains("GONE") && out.contains("nobody holds it"), "{out}");
+        assert!(
+            out.contains("GONE") && out.contains("nobody holds it"),
+            "{out}"
+        );
         let _l = listen(LB);
         let rx = connect_in_background(LB.parse().unwrap());
         std::thread::sleep(Duration::from_millis(300));
         assert!(rx.try_recv().is_err(), "the leftover plug holds");
         let out = p.ok(&[fix]);
         println!("{fix}: {out}");
-        rx.recv_timeout(Duration::from_secs(5)).expect("finished").expect("connected");
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("finished")
+            .expect("connected");
         assert_open(&p);
         assert_eq!(p.run(&["status"]).0, 0);
     }
@@ -525,16 +563,25 @@ fn overlapping_reloads_release_only_when_the_last_ends() {
     let a_done = t0.elapsed();
     assert!(a_out.status.success());
     std::thread::sleep(Duration::from_millis(300));
-    assert!(rx.try_recv().is_err(), "released when the first reload ended");
+    assert!(
+        rx.try_recv().is_err(),
+        "released when the first reload ended"
+    );
     let b_out = b.wait_with_output().unwrap();
     let b_done = t0.elapsed();
-    let done = rx.recv_timeout(Duration::from_secs(5)).expect("finished").expect("connected");
+    let done = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("finished")
+        .expect("connected");
     println!(
         "A ended at {a_done:?}, B at {b_done:?}, connect completed at {:?}",
         done.saturating_duration_since(t0)
     );
     assert!(b_out.status.success());
-    assert!(done.saturating_duration_since(t0) + Duration::from_millis(50) >= b_done - Duration::from_millis(500));
+    assert!(
+        done.saturating_duration_since(t0) + Duration::from_millis(50)
+            >= b_done - Duration::from_millis(500)
+    );
     assert_open(&p);
     // Neither released the other's hold: release with a live reload refuses.
     let c = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "2"]);

@@ -4,6 +4,7 @@
 //! build and when is the `plugctl` crate's business.
 #![deny(missing_docs)]
 
+pub mod diag;
 pub mod error;
 pub mod frame;
 pub mod nft;

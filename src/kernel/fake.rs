@@ -2,6 +2,7 @@
 //! memory, records every call and can be told to fail one of them: the
 //! orchestration tests (idempotence, rollback, conflicts) need no kernel.
 
+use plugctl_netlink::diag::Listener;
 use plugctl_netlink::nft::{MarkRule, Ruleset};
 use plugctl_netlink::tc::{Filter, FwFilter, Handle, Qdisc, QdiscKind, QueueStats, Write};
 use plugctl_netlink::{Error as NlError, KernelError};
@@ -16,6 +17,8 @@ pub struct FakeKernel {
     pub table: Option<Vec<MarkRule>>,
     /// Every mutating call, in order, e.g. `new_qdisc plug 40:`.
     pub calls: Vec<String>,
+    /// Listening sockets.
+    pub listeners: Vec<Listener>,
     /// Fail the first call whose description starts with this.
     pub fail_on: Option<(String, KernelError)>,
 }
@@ -186,5 +189,9 @@ impl Kernel for FakeKernel {
             .table
             .as_ref()
             .map(|r| r.iter().cloned().map(Some).collect()))
+    }
+
+    fn listeners(&mut self) -> Result<Vec<Listener>, NlError> {
+        Ok(self.listeners.clone())
     }
 }

@@ -5,6 +5,7 @@
 
 use std::ffi::CString;
 
+use plugctl_netlink::diag::{self, Listener};
 use plugctl_netlink::nft::{self, MarkRule, Ruleset};
 use plugctl_netlink::tc::{self, Filter, FwFilter, Handle, Qdisc, QdiscKind, Write};
 use plugctl_netlink::{Error as NlError, Family, Socket};
@@ -44,6 +45,8 @@ pub trait Kernel {
         table: &str,
         chain: &str,
     ) -> Result<Option<Vec<Option<MarkRule>>>, NlError>;
+    /// Every listening TCP socket (IPv4 and IPv6).
+    fn listeners(&mut self) -> Result<Vec<Listener>, NlError>;
 }
 
 /// The real kernel, over one rtnetlink and one nfnetlink socket (opened on
@@ -52,6 +55,7 @@ pub trait Kernel {
 pub struct NetlinkKernel {
     route: Option<Socket>,
     netfilter: Option<Socket>,
+    sock_diag: Option<Socket>,
 }
 
 impl NetlinkKernel {
@@ -183,9 +187,30 @@ impl Kernel for NetlinkKernel {
         }
         Ok(Some(rules))
     }
+
+    fn listeners(&mut self) -> Result<Vec<Listener>, NlError> {
+        let sock = self.sock_diag()?;
+        let mut out = Vec::new();
+        for ipv6 in [false, true] {
+            let seq = sock.next_seq();
+            for m in sock.dump(&diag::listeners_request(ipv6, seq), seq)? {
+                if m.ty == diag::SOCK_DIAG_BY_FAMILY {
+                    out.push(diag::parse_listener(&m)?);
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl NetlinkKernel {
+    fn sock_diag(&mut self) -> Result<&mut Socket, NlError> {
+        if self.sock_diag.is_none() {
+            self.sock_diag = Some(Socket::open(Family::SockDiag)?);
+        }
+        Ok(self.sock_diag.as_mut().expect("just opened"))
+    }
+
     fn nft_table_exists(&mut self, table: &str) -> Result<bool, NlError> {
         let sock = self.netfilter()?;
         let seq = sock.next_seq();

@@ -18,17 +18,23 @@
 #                       without =VALUE the host's value is used)
 #   --verbose           also show the kernel boot console (on stderr)
 #
-# The guest sees the host filesystem (read-only, with throw-away overlays on
-# /etc /home /opt /srv /tmp /usr /var), starts in the caller's working
-# directory, and gets the caller's PATH. Exit status: CMD's own status; 124
-# on timeout; 125 if the VM did not boot or died before CMD finished; 2 on
-# usage errors. Kernels are fetched on first use (tests/vm/kernels.sh).
+# The guest sees the host filesystem read-only, except for overlays on
+# /etc /home /opt /srv /tmp /usr /var that keep guest writes in guest RAM.
+# It starts in the caller's working directory, with the caller's PATH minus
+# pyenv (whose shims are far too slow under TCG).
+# Exit status is CMD's own, or 124 on timeout, 125 if the VM did not boot
+# or died before CMD finished (the tail of the guest's dmesg is shown), or
+# 2 on usage errors. Kernels are fetched on first use (kernels.sh).
+# Environment: PLUGCTL_VM_KERNEL, PLUGCTL_VM_TIMEOUT (defaults),
+# PLUGCTL_VM_KMSG_LOG=FILE (save the guest's dmesg), PLUGCTL_VM_DEBUG=1.
+# See tests/vm/README.md.
 set -euo pipefail
 
 HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 
+# die MESSAGE [EXIT_CODE (default 125)]
 die() {
-    echo "run.sh: error: $*" >&2
+    echo "run.sh: error: $1" >&2
     exit "${2:-125}"
 }
 usage() {
@@ -99,11 +105,17 @@ GUEST_INIT_PATH="$SHIM_DIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 
 # --- per-run state folder, shared read-write with the guest ------------------
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/plugctl-vm.XXXXXX")
-errcat=""
+vm_pid=""
+cat_pids=()
 # shellcheck disable=SC2317  # invoked via trap
 cleanup() {
-    if [[ -n $errcat ]]; then
-        kill "$errcat" 2>/dev/null || true
+    if [[ -n $vm_pid ]]; then
+        # timeout(1) passes the signal on to vng/qemu.
+        kill -TERM "$vm_pid" 2>/dev/null || true
+        wait "$vm_pid" 2>/dev/null || true
+    fi
+    if ((${#cat_pids[@]})); then
+        kill "${cat_pids[@]}" 2>/dev/null || true
     fi
     rm -rf -- "$STATE"
 }
@@ -183,19 +195,22 @@ done
 
 # qemu reopens /proc/self/fd/1 and /proc/self/fd/2 for the guest's output. On
 # a regular file it would truncate it and write from offset 0, so hand it
-# pipes (stdout via a pipeline, stderr via a fifo) and copy them with cat.
-mkfifo "$STATE/stderr.fifo"
+# fifos and copy them to our own stdout/stderr with cat.
+mkfifo "$STATE/stdout.fifo" "$STATE/stderr.fifo"
+cat <"$STATE/stdout.fifo" &
+cat_pids+=($!)
 cat <"$STATE/stderr.fifo" >&2 &
-errcat=$!
+cat_pids+=($!)
 
 start=$(date +%s)
-set +e
 timeout -k 15 "$timeout_s" "$VNG" "${vng_args[@]}" -- bash "$STATE/guest.sh" \
-    </dev/null 2>"$STATE/stderr.fifo" | cat
-vng_rc=${PIPESTATUS[0]}
-set -e
-wait "$errcat" 2>/dev/null || true
-errcat=""
+    </dev/null >"$STATE/stdout.fifo" 2>"$STATE/stderr.fifo" &
+vm_pid=$!
+vng_rc=0
+wait "$vm_pid" || vng_rc=$?
+vm_pid=""
+wait "${cat_pids[@]}" 2>/dev/null || true
+cat_pids=()
 elapsed=$(($(date +%s) - start))
 
 kmsg_text() { cat -- "$STATE/kmsg.log"; }

@@ -393,4 +393,4 @@ pub fn parse_filter(msg: &RawMessage) -> Result<Filter, Error> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,0 +1,259 @@
+//! Readiness-gated release (`reload --wait-listen [ADDR:]PORT`): after the
+//! reload command returns, keep holding until, for every named port, a
+//! listening socket exists that did not exist when the plug closed, *no*
+//! socket that listened at plug time still listens, and that has held for a
+//! settle time. Sockets are told apart by inode (NETLINK_SOCK_DIAG). A SYN
+//! released into a listener that is about to close would be reset; one
+//! released while nothing listens would be refused.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use plugctl_netlink::diag::Listener;
+
+/// A port to watch, optionally on one local address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenSpec {
+    /// Only sockets bound to this address (a wildcard-bound socket matches
+    /// every address); `None`: any address.
+    pub addr: Option<IpAddr>,
+    /// The port.
+    pub port: u16,
+}
+
+impl FromStr for ListenSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ListenSpec, String> {
+        let bad =
+            || format!("invalid --wait-listen {s:?}: expected PORT, ADDR:PORT or [V6ADDR]:PORT");
+        if let Ok(port) = s.parse::<u16>() {
+            return (port != 0)
+                .then_some(ListenSpec { addr: None, port })
+                .ok_or_else(bad);
+        }
+        let sa: std::net::SocketAddr = s.parse().map_err(|_| bad())?;
+        if sa.port() == 0 {
+            return Err(bad());
+        }
+        Ok(ListenSpec {
+            addr: Some(sa.ip()),
+            port: sa.port(),
+        })
+    }
+}
+
+impl serde::Serialize for ListenSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.addr {
+            None => s.serialize_str(&self.port.to_string()),
+            Some(_) => s.serialize_str(&self.to_string()),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListenSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ListenSpec, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for ListenSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            Some(IpAddr::V6(a)) => write!(f, "[{a}]:{}", self.port),
+            Some(a) => write!(f, "{a}:{}", self.port),
+            None => write!(f, "*:{}", self.port),
+        }
+    }
+}
+
+impl ListenSpec {
+    /// Does `l` serve this spec?
+    pub fn matches(&self, l: &Listener) -> bool {
+        l.port == self.port
+            && self
+                .addr
+                .is_none_or(|a| a == l.addr || l.addr.is_unspecified())
+    }
+}
+
+/// The inodes listening for each spec.
+pub type Snapshot = Vec<HashSet<u32>>;
+
+/// Which sockets serve each spec now.
+pub fn snapshot(specs: &[ListenSpec], listeners: &[Listener]) -> Snapshot {
+    specs
+        .iter()
+        .map(|s| {
+            listeners
+                .iter()
+                .filter(|l| s.matches(l))
+                .map(|l| l.inode)
+                .collect()
+        })
+        .collect()
+}
+
+/// Why a spec is not ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReady {
+    /// No socket listens that was not there at plug time.
+    NoNewListener(ListenSpec),
+    /// Sockets that listened at plug time still do.
+    OldStillListening(ListenSpec, Vec<u32>),
+}
+
+impl fmt::Display for NotReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotReady::NoNewListener(s) => write!(f, "no new listener on {s}"),
+            NotReady::OldStillListening(s, inodes) => {
+                let who: Vec<String> = inodes
+                    .iter()
+                    .map(|i| match owner_of_socket(*i) {
+                        Some(pid) => format!("inode {i} (pid {pid})"),
+                        None => format!("inode {i}"),
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "the old listener on {s} still listens: {}",
+                    who.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Compare `now` with `before`: `Ok` if every spec has a new listener and
+/// no old one.
+pub fn check(specs: &[ListenSpec], before: &Snapshot, now: &Snapshot) -> Result<(), NotReady> {
+    for ((spec, b), n) in specs.iter().zip(before).zip(now) {
+        let old: Vec<u32> = b.intersection(n).copied().collect();
+        if !old.is_empty() {
+            return Err(NotReady::OldStillListening(*spec, old));
+        }
+        if n.is_empty() {
+            return Err(NotReady::NoNewListener(*spec));
+        }
+    }
+    Ok(())
+}
+
+/// Tracks readiness over time: ready once [`check`] has passed for `settle`.
+#[derive(Debug)]
+pub struct Settler {
+    settle: Duration,
+    since: Option<Instant>,
+}
+
+impl Settler {
+    /// A settler requiring `settle` of continuous readiness.
+    pub fn new(settle: Duration) -> Settler {
+        Settler {
+            settle,
+            since: None,
+        }
+    }
+    /// Feed one observation; true once it has been ready for `settle`.
+    pub fn observe(&mut self, ready: bool, now: Instant) -> bool {
+        if !ready {
+            self.since = None;
+            return false;
+        }
+        let since = *self.since.get_or_insert(now);
+        now.duration_since(since) >= self.settle
+    }
+}
+
+/// The pid of the process holding socket `inode` open, from `/proc/*/fd`
+/// (needs privileges to see other users' processes).
+pub fn owner_of_socket(inode: u32) -> Option<u32> {
+    let target = format!("socket:[{inode}]");
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(e.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str()) {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(addr: &str, port: u16, inode: u32) -> Listener {
+        Listener {
+            addr: addr.parse().unwrap(),
+            port,
+            inode,
+        }
+    }
+
+    #[test]
+    fn parses_specs() {
+        assert_eq!(
+            "8080".parse(),
+            Ok(ListenSpec {
+                addr: None,
+                port: 8080
+            })
+        );
+        let s: ListenSpec = "169.254.255.254:80".parse().unwrap();
+        assert_eq!(s.to_string(), "169.254.255.254:80");
+        let s: ListenSpec = "[fd00::1]:443".parse().unwrap();
+        assert_eq!(s.to_string(), "[fd00::1]:443");
+        assert!("0".parse::<ListenSpec>().is_err());
+        assert!("x:1".parse::<ListenSpec>().is_err());
+    }
+
+    #[test]
+    fn readiness_cases() {
+        let specs = ["169.254.255.254:8080".parse().unwrap()];
+        let before = snapshot(
+            &specs,
+            &[l("169.254.255.254", 8080, 1), l("127.0.0.1", 8080, 9)],
+        );
+        // Cold restart: nothing listens for a while.
+        assert!(matches!(
+            check(&specs, &before, &snapshot(&specs, &[])),
+            Err(NotReady::NoNewListener(_))
+        ));
+        // Hand-over: the new one is up, the old one not yet closed.
+        let both = snapshot(
+            &specs,
+            &[l("169.254.255.254", 8080, 1), l("0.0.0.0", 8080, 2)],
+        );
+        assert!(
+            matches!(check(&specs, &before, &both), Err(NotReady::OldStillListening(_, ref v)) if v == &[1])
+        );
+        // Done: only the new one (wildcard-bound) listens.
+        assert_eq!(
+            check(&specs, &before, &snapshot(&specs, &[l("0.0.0.0", 8080, 2)])),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn settles_only_after_continuous_readiness() {
+        let mut s = Settler::new(Duration::from_millis(20));
+        let t = Instant::now();
+        assert!(!s.observe(true, t));
+        assert!(!s.observe(true, t + Duration::from_millis(10)));
+        assert!(!s.observe(false, t + Duration::from_millis(15)));
+        assert!(!s.observe(true, t + Duration::from_millis(30)));
+        assert!(s.observe(true, t + Duration::from_millis(50)));
+    }
+}
