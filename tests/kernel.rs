@@ -591,3 +591,224 @@ fn overlapping_reloads_release_only_when_the_last_ends() {
     c.wait_with_output().unwrap();
     assert_open(&p);
 }
+
+// ---------------------------------------------------------------------------
+// reload --wait-listen: readiness-gated release
+
+/// A listener for the readiness tests: binds ADDR:PORT (SO_REUSEPORT when
+/// asked), optionally after a delay, accepts and closes connections, and
+/// exits after a given time (or runs until killed).
+const LISTENER_PY: &str = r#"
+import socket, sys, time, os
+addr, port, delay, life, reuse = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1"
+time.sleep(delay)
+s = socket.socket(socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if reuse:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind((addr, port)); s.listen(128); s.settimeout(0.02)
+end = time.monotonic() + life if life > 0 else float("inf")
+while time.monotonic() < end:
+    try:
+        c, _ = s.accept(); c.close()
+    except socket.timeout:
+        pass
+"#;
+
+fn python() -> &'static str {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// Start a listener process; returns once it listens (if `delay` is 0).
+fn start_listener(port: u16, delay: f64, life: f64, reuse: bool) -> std::process::Child {
+    let c = Command::new(python())
+        .args(["-c", LISTENER_PY, "169.254.255.254", &port.to_string()])
+        .args([
+            delay.to_string(),
+            life.to_string(),
+            if reuse { "1" } else { "0" }.into(),
+        ])
+        .spawn()
+        .expect("python3");
+    if delay == 0.0 {
+        let start = Instant::now();
+        while !sh(&format!("ss -Hltn 'sport = :{port}'")).contains(&port.to_string()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "listener never came up"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    c
+}
+
+/// Connect to the LB port every `every` while the reload runs; count outcomes.
+fn connects_during(port: u16, every: Duration, until: impl Fn() -> bool) -> (u32, Vec<String>) {
+    let mut ok = 0;
+    let mut failed = Vec::new();
+    let mut pending = Vec::new();
+    while !until() {
+        pending.push(connect_in_background(
+            format!("169.254.255.254:{port}").parse().unwrap(),
+        ));
+        std::thread::sleep(every);
+    }
+    for rx in pending {
+        match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(Ok(_)) => ok += 1,
+            Ok(Err(e)) => failed.push(e),
+            Err(_) => failed.push("no answer".into()),
+        }
+    }
+    (ok, failed)
+}
+
+fn reload_json(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json_f64(json: &str, key: &str) -> f64 {
+    let k = format!("\"{key}\":");
+    let rest = &json[json.find(&k).unwrap_or_else(|| panic!("{key} in {json}")) + k.len()..];
+    rest.split([',', '}'])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or(-1.0)
+}
+
+#[test]
+fn wait_listen_cold_restart_holds_until_the_new_listener_is_up() {
+    fresh_netns();
+    let p = Plugctl::new(&[]);
+    p.ok(&["setup"]);
+    let mut old = start_listener(8080, 0.0, 0.0, false);
+    let old_pid = old.id();
+    // The restart command returns at once; the old process exits a moment
+    // later; nothing listens for ~0.6 s; then the new listener appears.
+    let script = format!(
+        "(sleep 0.2; kill {old_pid}; exec {} -c '{}' 169.254.255.254 8080 0.6 30 0) >/dev/null 2>&1 &",
+        python(),
+        LISTENER_PY.replace('\'', "'\\''")
+    );
+    let reload = spawn_reload(
+        &p,
+        &["--wait-listen", "8080", "--max-hold", "10s", "--json"],
+        &["sh", "-c", &script],
+    );
+    wait_plugged(&p);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (ok, failed) = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            connects_during(8080, Duration::from_millis(50), || {
+                done.load(std::sync::atomic::Ordering::SeqCst)
+            })
+        });
+        let out = reload.wait_with_output().unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let json = reload_json(&out);
+        println!("cold restart: {json}");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            json_f64(&json, "held_ms") >= 700.0,
+            "released before the new listener: {json}"
+        );
+        assert!(json.contains("\"max_hold_reached\":false"), "{json}");
+        h.join().unwrap()
+    });
+    let _ = old.wait();
+    println!("cold restart: {ok} connects ok, failed: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "connections failed across the restart: {failed:?}"
+    );
+    assert!(ok > 0);
+}
+
+#[test]
+fn wait_listen_hand_over_waits_for_the_old_listener_to_close() {
+    fresh_netns();
+    let p = Plugctl::new(&[]);
+    p.ok(&["setup"]);
+    let mut old = start_listener(8081, 0.0, 0.0, true);
+    let old_pid = old.id();
+    // New listener binds beside the old (SO_REUSEPORT) and the command
+    // returns; the old one closes 300 ms later.
+    let script = format!(
+        "{py} -c '{l}' 169.254.255.254 8081 0 30 1 >/dev/null 2>&1 & \
+         while ! ss -Hltn 'sport = :8081' | grep -c 8081 | grep -q 2; do sleep 0.01; done; \
+         (sleep 0.3; kill {old_pid}) >/dev/null 2>&1 &",
+        py = python(),
+        l = LISTENER_PY.replace('\'', "'\\''")
+    );
+    let reload = spawn_reload(
+        &p,
+        &[
+            "--wait-listen",
+            "169.254.255.254:8081",
+            "--max-hold",
+            "10s",
+            "--json",
+        ],
+        &["sh", "-c", &script],
+    );
+    wait_plugged(&p);
+    let out = reload.wait_with_output().unwrap();
+    let json = reload_json(&out);
+    println!("hand-over: {json}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        json_f64(&json, "waited_for_listen_ms") >= 250.0,
+        "released before the old listener closed: {json}"
+    );
+    assert!(json.contains("\"max_hold_reached\":false"), "{json}");
+    let _ = old.wait();
+}
+
+#[test]
+fn wait_listen_stale_old_listener_is_released_at_max_hold_and_named() {
+    fresh_netns();
+    let p = Plugctl::new(&[]);
+    p.ok(&["setup"]);
+    let mut old = start_listener(8082, 0.0, 0.0, true);
+    let inode_line = sh("ss -Hltne 'sport = :8082'");
+    let script = format!(
+        "{} -c '{}' 169.254.255.254 8082 0 30 1 >/dev/null 2>&1 &",
+        python(),
+        LISTENER_PY.replace('\'', "'\\''")
+    );
+    let started = Instant::now();
+    let reload = spawn_reload(
+        &p,
+        &["--wait-listen", "8082", "--max-hold", "2s", "--json"],
+        &["sh", "-c", &script],
+    );
+    let out = reload.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let json = reload_json(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("stale: {json}\n{err}\n{inode_line}");
+    assert!(json.contains("\"max_hold_reached\":true"), "{json}");
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert!(
+        err.contains(&format!("pid {}", old.id())),
+        "the warning names the old listener's pid: {err}"
+    );
+    assert!(err.contains("inode"), "{err}");
+    assert_open(&p);
+    let _ = old.kill();
+    let _ = old.wait();
+}
