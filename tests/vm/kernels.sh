@@ -162,6 +162,18 @@ ensure_kernel() {
         *) die "unknown kernel series '$series'" ;;
     esac
 
+    # One fetch at a time (parallel run.sh calls on an empty cache).
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/.lock"
+    flock 9
+    if ((!REFRESH)); then
+        k=$(cached_vmlinuz "$series")
+        if [[ -n $k ]]; then
+            echo "$k"
+            return 0
+        fi
+    fi
+
     if [[ $which == trixie ]]; then
         if [[ ! -f $TRIXIE_DIR/updated ]] || ((REFRESH)); then
             trixie_update

@@ -11,7 +11,8 @@
 #   --timeout SECS      wall-clock limit for boot+command (default
 #                       ${PLUGCTL_VM_TIMEOUT:-600}); exit 124 when hit
 #   --memory SIZE       guest memory, qemu syntax (default 1G)
-#   --cpus N            guest CPUs (default 2)
+#   --cpus N            guest CPUs (default ${PLUGCTL_VM_CPUS:-1}: with 2 vCPUs
+#                       boot takes 2-3x longer when the host is busy)
 #   --rwdir DIR         make host DIR writable from the guest (repeatable;
 #                       everything else the guest writes is thrown away)
 #   --env NAME[=VALUE]  pass an environment variable to CMD (repeatable;
@@ -25,7 +26,7 @@
 # Exit status is CMD's own, or 124 on timeout, 125 if the VM did not boot
 # or died before CMD finished (the tail of the guest's dmesg is shown), or
 # 2 on usage errors. Kernels are fetched on first use (kernels.sh).
-# Environment: PLUGCTL_VM_KERNEL, PLUGCTL_VM_TIMEOUT (defaults),
+# Environment: PLUGCTL_VM_KERNEL, PLUGCTL_VM_TIMEOUT, PLUGCTL_VM_CPUS (defaults),
 # PLUGCTL_VM_KMSG_LOG=FILE (save the guest's dmesg), PLUGCTL_VM_DEBUG=1.
 # See tests/vm/README.md.
 set -euo pipefail
@@ -45,7 +46,7 @@ usage() {
 kernel=${PLUGCTL_VM_KERNEL:-6.1}
 timeout_s=${PLUGCTL_VM_TIMEOUT:-600}
 memory=1G
-cpus=2
+cpus=${PLUGCTL_VM_CPUS:-1}
 verbose=0
 rwdirs=()
 envs=()
