@@ -960,3 +960,29 @@ fn haproxy_reloads_under_load_lose_no_connection() {
     );
     assert!(failed.is_empty(), "failed connections: {failed:?}");
 }
+
+/// The library example (examples/agent.rs) runs as documented.
+#[test]
+fn library_example_runs() {
+    fresh_netns();
+    let bin_dir = std::path::Path::new(common::plugctl_bin())
+        .parent()
+        .unwrap();
+    let example = bin_dir.join("examples/agent");
+    assert!(
+        example.exists(),
+        "{} (cargo test builds the examples)",
+        example.display()
+    );
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(&example).env("PATH", path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success());
+    assert!(stdout.contains("held 0 SYNs"), "{stdout}");
+    assert!(stdout.contains("tree complete"), "{stdout}");
+}

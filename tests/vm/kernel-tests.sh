@@ -23,6 +23,8 @@ done
 ((${#kernels[@]})) || kernels=(6.1 6.12)
 
 cd "$ROOT"
+# The examples too: library_example_runs runs examples/agent.rs in the VM.
+cargo build --quiet --examples
 bin=$(cargo test --features vm-tests --test kernel --no-run --message-format=json |
     python3 -c 'import sys, json
 for line in sys.stdin:
