@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, Parseable};
+use netlink_packet_core::Parseable;
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
 use netlink_packet_sock_diag::inet::{
     ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags,
@@ -46,25 +46,17 @@ pub fn listeners_request(ipv6: bool, seq: u32) -> Vec<u8> {
         states: StateFlags::LISTEN,
         socket_id,
     };
-    let mut hdr = NetlinkHeader::default();
-    hdr.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    hdr.sequence_number = seq;
-    let mut msg = NetlinkMessage::new(hdr, NetlinkPayload::from(SockDiagMessage::InetRequest(req)));
-    msg.finalize();
-    let mut buf = vec![0; msg.buffer_len()];
-    msg.serialize(&mut buf);
-    buf
+    crate::frame::serialize(
+        SockDiagMessage::InetRequest(req),
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+    )
 }
 
 /// Parse one `SOCK_DIAG_BY_FAMILY` reply.
 pub fn parse_listener(msg: &RawMessage) -> Result<Listener, Error> {
-    if msg.ty != SOCK_DIAG_BY_FAMILY {
-        return Err(Error::Malformed(format!(
-            "type {} is not SOCK_DIAG_BY_FAMILY",
-            msg.ty
-        )));
-    }
-    let r = InetResponse::parse(&msg.payload[..]).map_err(|e| Error::Malformed(e.to_string()))?;
+    let body = msg.body_of(SOCK_DIAG_BY_FAMILY, "SOCK_DIAG_BY_FAMILY")?;
+    let r = InetResponse::parse(body).map_err(|e| Error::Malformed(e.to_string()))?;
     Ok(Listener {
         addr: r.header.socket_id.source_address,
         port: r.header.socket_id.source_port,

@@ -79,6 +79,14 @@ impl RawMessage {
         out
     }
 
+    /// The body, if this message has type `ty` (`name` is for the error).
+    pub fn body_of(&self, ty: u16, name: &str) -> Result<&[u8], Error> {
+        if self.ty != ty {
+            return Err(Error::Malformed(format!("type {} is not {name}", self.ty)));
+        }
+        Ok(&self.payload)
+    }
+
     /// If this is an `NLMSG_ERROR`, decode it.
     pub fn as_ack(&self) -> Option<Result<Ack, Error>> {
         (self.ty == NLMSG_ERROR).then(|| Ack::parse(self))
@@ -94,6 +102,25 @@ pub fn header(len: u32, ty: u16, flags: u16, seq: u32, pid: u32) -> [u8; NLMSG_H
     h[8..12].copy_from_slice(&seq.to_ne_bytes());
     h[12..16].copy_from_slice(&pid.to_ne_bytes());
     h
+}
+
+/// Serialize a `netlink-packet-*` message with these flags and seq.
+pub fn serialize<T>(inner: T, flags: u16, seq: u32) -> Vec<u8>
+where
+    T: netlink_packet_core::NetlinkSerializable + std::fmt::Debug,
+    netlink_packet_core::NetlinkPayload<T>: From<T>,
+{
+    let mut hdr = netlink_packet_core::NetlinkHeader::default();
+    hdr.flags = flags;
+    hdr.sequence_number = seq;
+    let mut msg = netlink_packet_core::NetlinkMessage::new(
+        hdr,
+        netlink_packet_core::NetlinkPayload::from(inner),
+    );
+    msg.finalize();
+    let mut buf = vec![0; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    buf
 }
 
 /// Split a datagram into its messages.

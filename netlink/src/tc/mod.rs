@@ -19,9 +19,7 @@ pub use handle::{BadHandle, Handle};
 pub use plug::{PlugAction, PlugOptions};
 pub use prio::{PrioOptions, DEFAULT_PRIOMAP};
 
-use netlink_packet_core::{
-    DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla, Parseable,
-};
+use netlink_packet_core::{DefaultNla, Nla, Parseable};
 use netlink_packet_route::tc::{TcAttribute, TcHeader, TcMessage, TcOption, TcStats2};
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -159,17 +157,6 @@ fn header(ifindex: i32, handle: Handle, parent: Handle, info: u32) -> TcHeader {
     }
 }
 
-fn serialize(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
-    let mut hdr = NetlinkHeader::default();
-    hdr.flags = flags;
-    hdr.sequence_number = seq;
-    let mut nl = NetlinkMessage::new(hdr, NetlinkPayload::from(msg));
-    nl.finalize();
-    let mut buf = vec![0; nl.buffer_len()];
-    nl.serialize(&mut buf);
-    buf
-}
-
 fn kind_and_options(kind: &str, options: Option<Vec<u8>>) -> Vec<TcAttribute> {
     let mut attrs = vec![TcAttribute::Kind(kind.to_string())];
     if let Some(o) = options {
@@ -191,7 +178,7 @@ pub fn new_qdisc(
         header(ifindex, handle, parent, 0),
         kind_and_options(kind.name(), kind.options()),
     );
-    serialize(
+    crate::frame::serialize(
         RouteNetlinkMessage::NewQueueDiscipline(msg),
         how.flags(),
         seq,
@@ -202,7 +189,7 @@ pub fn new_qdisc(
 /// Deleting a root qdisc removes its children and filters with it.
 pub fn del_qdisc(ifindex: i32, parent: Handle, handle: Handle, seq: u32) -> Vec<u8> {
     let msg = TcMessage::from_parts(header(ifindex, handle, parent, 0), vec![]);
-    serialize(
+    crate::frame::serialize(
         RouteNetlinkMessage::DelQueueDiscipline(msg),
         NLM_F_REQUEST | NLM_F_ACK,
         seq,
@@ -213,7 +200,7 @@ pub fn del_qdisc(ifindex: i32, parent: Handle, handle: Handle, seq: u32) -> Vec<
 /// qdiscs come back.
 pub fn dump_qdiscs(seq: u32) -> Vec<u8> {
     let msg = TcMessage::from_parts(header(0, Handle(0), Handle(0), 0), vec![]);
-    serialize(
+    crate::frame::serialize(
         RouteNetlinkMessage::GetQueueDiscipline(msg),
         NLM_F_REQUEST | NLM_F_DUMP,
         seq,
@@ -222,13 +209,8 @@ pub fn dump_qdiscs(seq: u32) -> Vec<u8> {
 
 /// Parse one `RTM_NEWQDISC` dump entry.
 pub fn parse_qdisc(msg: &RawMessage) -> Result<Qdisc, Error> {
-    if msg.ty != RTM_NEWQDISC {
-        return Err(Error::Malformed(format!(
-            "type {} is not RTM_NEWQDISC",
-            msg.ty
-        )));
-    }
-    let tc = TcMessage::parse(&msg.payload[..]).map_err(|e| Error::Malformed(e.to_string()))?;
+    let body = msg.body_of(RTM_NEWQDISC, "RTM_NEWQDISC")?;
+    let tc = TcMessage::parse(body).map_err(|e| Error::Malformed(e.to_string()))?;
     let (kind, options, stats) = attributes(&tc.attributes);
     Ok(Qdisc {
         ifindex: tc.header.index,
@@ -311,7 +293,7 @@ pub fn new_fw_filter(f: &FwFilter, seq: u32) -> Vec<u8> {
         ),
         kind_and_options("fw", Some(f.options.to_bytes())),
     );
-    serialize(
+    crate::frame::serialize(
         RouteNetlinkMessage::NewTrafficFilter(msg),
         Write::Create.flags(),
         seq,
@@ -329,7 +311,7 @@ pub fn del_fw_filter(f: &FwFilter, seq: u32) -> Vec<u8> {
         ),
         vec![TcAttribute::Kind("fw".into())],
     );
-    serialize(
+    crate::frame::serialize(
         RouteNetlinkMessage::DelTrafficFilter(msg),
         NLM_F_REQUEST | NLM_F_ACK,
         seq,
@@ -340,7 +322,7 @@ pub fn del_fw_filter(f: &FwFilter, seq: u32) -> Vec<u8> {
 /// (the kernel honours both for filter dumps).
 pub fn dump_filters(ifindex: i32, parent: Handle, seq: u32) -> Vec<u8> {
     let msg = TcMessage::from_parts(header(ifindex, Handle(0), parent, 0), vec![]);
-    serialize(
+    crate::frame::serialize(
         RouteNetlinkMessage::GetTrafficFilter(msg),
         NLM_F_REQUEST | NLM_F_DUMP,
         seq,
@@ -368,13 +350,8 @@ pub struct Filter {
 
 /// Parse one `RTM_NEWTFILTER` dump entry.
 pub fn parse_filter(msg: &RawMessage) -> Result<Filter, Error> {
-    if msg.ty != RTM_NEWTFILTER {
-        return Err(Error::Malformed(format!(
-            "type {} is not RTM_NEWTFILTER",
-            msg.ty
-        )));
-    }
-    let tc = TcMessage::parse(&msg.payload[..]).map_err(|e| Error::Malformed(e.to_string()))?;
+    let body = msg.body_of(RTM_NEWTFILTER, "RTM_NEWTFILTER")?;
+    let tc = TcMessage::parse(body).map_err(|e| Error::Malformed(e.to_string()))?;
     let (kind, options, _) = attributes(&tc.attributes);
     let fw = if kind == "fw" {
         options.as_deref().and_then(FwOptions::parse)
