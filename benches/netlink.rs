@@ -1,0 +1,324 @@
+//! Netlink speed: what one plug+release costs plugctl against what Yelp's
+//! shell method costs, with a bare netlink round trip as the floor; setup
+//! against Yelp's setup script; and building/parsing the messages.
+//!
+//! The kernel parts need sch_prio/sch_plug/cls_fw: run them with
+//! `benches/run.sh` (natively if the kernel has them, else in the VM lab).
+//! Without them only the build/parse group runs. Every figure that matters
+//! is a ratio between benchmarks of the same run (`benches/run.sh` prints
+//! them): these machines are shared and noisy.
+
+use std::process::Command;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use plugctl::kernel::{Kernel, NetlinkKernel};
+use plugctl::{Config, Controller};
+use plugctl_netlink::frame::split;
+use plugctl_netlink::nft::{self, MarkRule, Ruleset};
+use plugctl_netlink::tc::{self, Handle, PlugAction, PlugOptions, QdiscKind, Write};
+use plugctl_netlink::{Family, Socket};
+
+fn build_and_parse(c: &mut Criterion) {
+    let mut g = c.benchmark_group("wire");
+    let release = QdiscKind::Plug(Some(PlugOptions::action(PlugAction::ReleaseIndefinite)));
+    g.bench_function("build plug change", |b| {
+        b.iter(|| {
+            tc::new_qdisc(
+                1,
+                Handle::new(1, 4),
+                Handle::new(0x40, 0),
+                &release,
+                Write::Change,
+                7,
+            )
+        })
+    });
+    let rules = [MarkRule {
+        addr: "169.254.255.254".parse().unwrap(),
+        port: None,
+        mark: 1,
+    }];
+    g.bench_function("build nft install batch", |b| {
+        b.iter(|| nft::install_batch(&Ruleset::new("plugctl", "output", &rules), 1))
+    });
+    // A plug dump entry as the kernel sends it (netlink-reference.md §2.7).
+    let entry = tc::new_qdisc(
+        1,
+        Handle::new(1, 4),
+        Handle::new(0x40, 0),
+        &QdiscKind::Plug(None),
+        Write::Create,
+        1,
+    );
+    let msg = split(&entry).unwrap().remove(0);
+    let mut msg = msg;
+    msg.ty = tc::RTM_NEWQDISC;
+    g.bench_function("parse qdisc dump entry", |b| {
+        b.iter(|| tc::parse_qdisc(&msg))
+    });
+    g.finish();
+}
+
+fn in_fresh_netns() -> bool {
+    // SAFETY: unshare only affects this thread (criterion runs benchmarks on it).
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return false;
+    }
+    Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let st = Command::new(cmd).args(args).status().expect("spawn");
+    assert!(st.success(), "{cmd} {args:?}");
+}
+
+/// Yelp's setup script (tc + nl-qdisc-add + iptables), as shell commands.
+fn yelp_setup() {
+    run(
+        "tc",
+        &[
+            "qdisc", "add", "dev", "lo", "root", "handle", "1:", "prio", "bands", "4",
+        ],
+    );
+    for (p, h) in [("1:1", "10:"), ("1:2", "20:"), ("1:3", "30:")] {
+        run(
+            "tc",
+            &[
+                "qdisc", "add", "dev", "lo", "parent", p, "handle", h, "pfifo",
+            ],
+        );
+    }
+    run(
+        "nl-qdisc-add",
+        &[
+            "--dev=lo",
+            "--parent=1:4",
+            "--id=40:",
+            "plug",
+            "--limit=1048576",
+        ],
+    );
+    run(
+        "nl-qdisc-add",
+        &[
+            "--dev=lo",
+            "--parent=1:4",
+            "--id=40:",
+            "--update",
+            "plug",
+            "--release-indefinite",
+        ],
+    );
+    run(
+        "tc",
+        &[
+            "filter", "add", "dev", "lo", "protocol", "ip", "parent", "1:0", "prio", "1", "handle",
+            "1", "fw", "classid", "1:4",
+        ],
+    );
+    run(
+        "iptables",
+        &[
+            "-t",
+            "mangle",
+            "-I",
+            "OUTPUT",
+            "-p",
+            "tcp",
+            "-s",
+            "169.254.255.254",
+            "--syn",
+            "-j",
+            "MARK",
+            "--set-mark",
+            "1",
+        ],
+    );
+}
+
+fn yelp_teardown() {
+    run("tc", &["qdisc", "del", "dev", "lo", "root"]);
+    run(
+        "iptables",
+        &[
+            "-t",
+            "mangle",
+            "-D",
+            "OUTPUT",
+            "-p",
+            "tcp",
+            "-s",
+            "169.254.255.254",
+            "--syn",
+            "-j",
+            "MARK",
+            "--set-mark",
+            "1",
+        ],
+    );
+}
+
+fn kernel(c: &mut Criterion) {
+    if !in_fresh_netns() {
+        eprintln!("kernel benchmarks skipped: cannot make a network namespace (not root?)");
+        return;
+    }
+    let state = std::env::temp_dir().join(format!("plugctl-bench-{}", std::process::id()));
+    let cfg = Config {
+        state_dir: state.clone(),
+        ..Config::default()
+    };
+    let mut ctl = Controller::new(cfg.clone()).unwrap();
+    if let Err(e) = ctl.setup(false) {
+        eprintln!("kernel benchmarks skipped: {e} (run benches/run.sh: it uses the VM lab)");
+        return;
+    }
+    let mut k = NetlinkKernel::new();
+    let ifindex = k.ifindex("lo").unwrap().unwrap();
+    let mut g = c.benchmark_group("plug+release");
+    g.measurement_time(Duration::from_secs(5)).sample_size(20);
+
+    // The floor: one request and its ACK on a held rtnetlink socket (a
+    // no-op change of the plug: no TCA_OPTIONS, so the kernel only looks it up).
+    let mut sock = Socket::open(Family::Route).unwrap();
+    g.bench_function("bare netlink round trip", |b| {
+        b.iter(|| {
+            let seq = sock.next_seq();
+            let msg = tc::new_qdisc(
+                ifindex,
+                Handle::new(1, 4),
+                Handle::new(0x40, 0),
+                &QdiscKind::Plug(None),
+                Write::Change,
+                seq,
+            );
+            sock.request(&msg, seq).unwrap();
+        })
+    });
+    let buffer = QdiscKind::Plug(Some(PlugOptions::action(PlugAction::Buffer)));
+    let release = QdiscKind::Plug(Some(PlugOptions::action(PlugAction::ReleaseIndefinite)));
+    g.bench_function("plugctl: buffer + release over a held socket", |b| {
+        b.iter(|| {
+            k.new_qdisc(
+                ifindex,
+                Handle::new(1, 4),
+                Handle::new(0x40, 0),
+                &buffer,
+                Write::Change,
+            )
+            .unwrap();
+            k.new_qdisc(
+                ifindex,
+                Handle::new(1, 4),
+                Handle::new(0x40, 0),
+                &release,
+                Write::Change,
+            )
+            .unwrap();
+        })
+    });
+    g.bench_function("tc qdisc change x2 (spawned)", |b| {
+        b.iter(|| {
+            run(
+                "tc",
+                &[
+                    "qdisc", "change", "dev", "lo", "parent", "1:4", "handle", "40:", "plug",
+                    "block",
+                ],
+            );
+            run(
+                "tc",
+                &[
+                    "qdisc",
+                    "change",
+                    "dev",
+                    "lo",
+                    "parent",
+                    "1:4",
+                    "handle",
+                    "40:",
+                    "plug",
+                    "release_indefinite",
+                ],
+            );
+        })
+    });
+    let nl_ok = Command::new("nl-qdisc-add")
+        .args([
+            "--dev=lo",
+            "--parent=1:4",
+            "--id=40:",
+            "--update",
+            "plug",
+            "--release-indefinite",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if nl_ok {
+        g.bench_function("nl-qdisc-add x2 (spawned, Yelp)", |b| {
+            b.iter(|| {
+                run(
+                    "nl-qdisc-add",
+                    &[
+                        "--dev=lo",
+                        "--parent=1:4",
+                        "--id=40:",
+                        "--update",
+                        "plug",
+                        "--buffer",
+                    ],
+                );
+                run(
+                    "nl-qdisc-add",
+                    &[
+                        "--dev=lo",
+                        "--parent=1:4",
+                        "--id=40:",
+                        "--update",
+                        "plug",
+                        "--release-indefinite",
+                    ],
+                );
+            })
+        });
+    } else {
+        eprintln!(
+            "nl-qdisc-add cannot load its plug module (libnl plugin path, trip-up 15): skipped"
+        );
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("setup+teardown");
+    g.measurement_time(Duration::from_secs(8)).sample_size(10);
+    ctl.teardown().unwrap();
+    g.bench_function("plugctl setup + teardown", |b| {
+        b.iter(|| {
+            ctl.setup(false).unwrap();
+            ctl.teardown().unwrap();
+        })
+    });
+    let yelp_ok = nl_ok
+        && Command::new("iptables")
+            .arg("-V")
+            .status()
+            .is_ok_and(|s| s.success());
+    if yelp_ok {
+        g.bench_function("Yelp's setup script + teardown (spawned)", |b| {
+            b.iter(|| {
+                yelp_setup();
+                yelp_teardown();
+            })
+        });
+    } else {
+        eprintln!("Yelp's setup script needs nl-qdisc-add's plug module and iptables: skipped");
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(state);
+}
+
+criterion_group!(benches, build_and_parse, kernel);
+criterion_main!(benches);

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs the netlink benchmarks (benches/netlink.rs) where the kernel has
+# sch_prio/sch_plug/cls_fw: natively if this one does, else in the VM lab on
+# Debian's 6.1 kernel. Then prints each kernel figure as a ratio to the bare
+# netlink round trip measured in the same run.
+#
+#   benches/run.sh [--vm] [--kernel 6.1|6.12]
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+vm=0
+kernel=6.1
+while (($#)); do
+    case $1 in
+        --vm) vm=1; shift ;;
+        --kernel) kernel=${2:?}; vm=1; shift 2 ;;
+        *) echo "usage: benches/run.sh [--vm] [--kernel 6.1|6.12]" >&2; exit 2 ;;
+    esac
+done
+
+bin=$(cargo bench --bench netlink --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import sys, json
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "netlink":
+        print(m["executable"])')
+[[ -x $bin ]] || { echo "benches/run.sh: could not build the benchmark" >&2; exit 1; }
+cargo build --release --quiet
+
+out="$ROOT/target/bench-results"
+mkdir -p "$out"
+export CRITERION_HOME="$out/criterion"
+
+native_ok() {
+    unshare --net -- bash -c 'tc qdisc add dev lo root handle 1: prio bands 4 &&
+        tc qdisc add dev lo parent 1:4 handle 40: plug' >/dev/null 2>&1
+}
+
+# Inside the VM: Debian 12's libnl looks for its tc plugins under libnl/,
+# installed under libnl-3/ (netlink-reference.md trip-up 15). The guest's
+# /usr is a throw-away overlay, so the fix never reaches the host.
+guest_script='
+set -e
+[ -e /usr/lib/x86_64-linux-gnu/libnl ] || ln -s libnl-3 /usr/lib/x86_64-linux-gnu/libnl
+exec "$@"'
+
+if ((vm == 0)) && native_ok; then
+    echo "# native run (this kernel has the modules)"
+    "$bin" --bench --noplot
+else
+    echo "# VM run on Debian $kernel (TCG: absolute times are 25-90x native; ratios still compare)"
+    tests/vm/install-deps.sh >/dev/null
+    command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null
+    tests/vm/run.sh --kernel "$kernel" --cpus 1 --timeout 1800 --rwdir "$out" --env CRITERION_HOME -- \
+        bash -c "$guest_script" guest "$bin" --bench --noplot
+fi
+
+python3 - "$CRITERION_HOME" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+est = {}
+for group in sorted(os.listdir(root)):
+    gdir = os.path.join(root, group)
+    for bench in sorted(os.listdir(gdir)) if os.path.isdir(gdir) else []:
+        f = os.path.join(gdir, bench, "new", "estimates.json")
+        b = os.path.join(gdir, bench, "new", "benchmark.json")
+        if os.path.exists(f) and os.path.exists(b):
+            name = json.load(open(b))["function_id"]
+            est[(group, name)] = json.load(open(f))["median"]["point_estimate"]
+def show(group, base):
+    rows = [(n, v) for (g, n), v in est.items() if g == group]
+    if not rows:
+        return
+    ref = dict(rows).get(base)
+    print(f"\n{group}:")
+    for n, v in rows:
+        ratio = f"{v / ref:8.1f}x {base}" if ref else ""
+        print(f"  {n:48s} {v / 1e3:12.1f} us   {ratio}")
+show("plug+release", "bare netlink round trip")
+show("setup+teardown", "plugctl setup + teardown")
+show("wire", "build plug change")
+PY

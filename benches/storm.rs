@@ -1,0 +1,443 @@
+//! The reload storm: HAProxy on loopback under an open-loop stream of new
+//! connections, reloaded again and again by each method in turn, all in one
+//! run on one machine, so the figures compare. Runs as root inside its own
+//! network namespaces (natively where the kernel has sch_plug, otherwise in
+//! the VM lab): use `benches/storm.sh`, which also writes the table and the
+//! picture.
+//!
+//! Methods (scenario `reload`): naive `haproxy -sf`; `plugctl reload`;
+//! Yelp's shell method (tc + nl-qdisc-add + iptables); the SYN-drop trick;
+//! HAProxy's seamless reload (`-x` with `expose-fd listeners`); naive with
+//! `net.ipv4.tcp_migrate_req=1`. Scenario `cold`: a stop + start with a gap
+//! (the restart command returns before the new listener exists): alone,
+//! with the sysctl, with SYN-drop, and under `plugctl reload --wait-listen`.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LB: &str = "169.254.255.254";
+const PORT: u16 = 8080;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Outcome {
+    Ok,
+    Refused,
+    Reset,
+    Timeout,
+    BadStatus,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    at: f64,
+    outcome: Outcome,
+    connect_ms: f64,
+    total_ms: f64,
+}
+
+struct Args {
+    rate: u32,
+    reloads: usize,
+    gap_ms: u64,
+    out: String,
+    methods: Vec<String>,
+    plugctl: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rate: 200,
+        reloads: 50,
+        gap_ms: 200,
+        out: "target/storm".into(),
+        methods: vec![],
+        plugctl: "target/release/plugctl".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().unwrap_or_default();
+        match k.as_str() {
+            "--rate" => a.rate = v().parse().expect("--rate N"),
+            "--reloads" => a.reloads = v().parse().expect("--reloads N"),
+            "--gap-ms" => a.gap_ms = v().parse().expect("--gap-ms N"),
+            "--out" => a.out = v(),
+            "--method" => a.methods.push(v()),
+            "--plugctl" => a.plugctl = v(),
+            "--bench" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    if a.methods.is_empty() {
+        a.methods = [
+            "naive",
+            "plugctl",
+            "yelp",
+            "syn-drop",
+            "seamless",
+            "sysctl",
+            "cold",
+            "cold+sysctl",
+            "cold+syn-drop",
+            "cold+plugctl",
+        ]
+        .map(String::from)
+        .to_vec();
+    }
+    a
+}
+
+fn sh(script: &str) -> bool {
+    Command::new("bash")
+        .args(["-c", script])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn must(script: &str) {
+    assert!(sh(script), "failed: {script}");
+}
+
+fn haproxy_cfg(dir: &str, seamless: bool) -> String {
+    let sock = if seamless {
+        format!("    stats socket {dir}/admin.sock mode 600 level admin expose-fd listeners\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "global\n    maxconn 4000\n{sock}defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind {LB}:{PORT}\n    default_backend be\n\
+         backend be\n    server s1 127.0.0.1:9001\n    server s2 127.0.0.1:9002\n\
+         listen s1\n    bind 127.0.0.1:9001\n    http-request return status 200 content-type text/plain string ok\n\
+         listen s2\n    bind 127.0.0.1:9002\n    http-request return status 200 content-type text/plain string ok\n"
+    )
+}
+
+/// The reload command of a method, as a bash script.
+fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
+    let hap = format!("haproxy -f {dir}/h.cfg -p {dir}/h.pid -D");
+    let sf = format!("-sf $(cat {dir}/h.pid)");
+    let st = format!("--state-dir {dir}/state --port {PORT}");
+    // Cold restart: stop, then start again after a gap, in the background:
+    // the command returns before the new listener exists.
+    let cold = format!("kill $(cat {dir}/h.pid); (sleep 0.3; {hap}) >/dev/null 2>&1 &");
+    match method {
+        "naive" | "sysctl" => format!("{hap} {sf}"),
+        // max-hold is generous: under TCG HAProxy takes seconds to start.
+        "plugctl" => format!("{plugctl} {st} reload --wait-listen {LB}:{PORT} --max-hold 30s -- {hap} {sf}"),
+        "yelp" => format!(
+            "nl-qdisc-add --dev=lo --parent=1:4 --id=40: --update plug --buffer; {hap} {sf}; sleep 0.010; \
+             nl-qdisc-add --dev=lo --parent=1:4 --id=40: --update plug --release-indefinite"
+        ),
+        "syn-drop" => format!(
+            "iptables -I INPUT -p tcp --dport {PORT} --syn -j DROP; sleep 0.2; {hap} {sf}; \
+             iptables -D INPUT -p tcp --dport {PORT} --syn -j DROP"
+        ),
+        "seamless" => format!("{hap} -x {dir}/admin.sock {sf}"),
+        "cold" | "cold+sysctl" => cold,
+        "cold+syn-drop" => format!(
+            "iptables -I INPUT -p tcp --dport {PORT} --syn -j DROP; kill $(cat {dir}/h.pid); sleep 0.3; {hap}; \
+             while ! ss -Hltn 'sport = :{PORT}' | grep -q {PORT}; do sleep 0.01; done; \
+             iptables -D INPUT -p tcp --dport {PORT} --syn -j DROP"
+        ),
+        "cold+plugctl" => format!(
+            "{plugctl} {st} reload --wait-listen {LB}:{PORT} --max-hold 30s -- bash -c '{}'",
+            cold.replace('\'', "'\\''")
+        ),
+        m => panic!("unknown method {m}"),
+    }
+}
+
+fn prepare(method: &str, dir: &str, plugctl: &str) {
+    // SAFETY: unshare affects this thread, which runs the method and spawns all its processes.
+    assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+    must(&format!("ip link set lo up && ip addr add {LB}/32 dev lo"));
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        format!("{dir}/h.cfg"),
+        haproxy_cfg(dir, method == "seamless"),
+    )
+    .unwrap();
+    if method.contains("sysctl") {
+        must("sysctl -q -w net.ipv4.tcp_migrate_req=1");
+    }
+    if method.contains("plugctl") {
+        must(&format!(
+            "{plugctl} --state-dir {dir}/state --port {PORT} setup >/dev/null"
+        ));
+    }
+    if method == "yelp" {
+        must(
+            "tc qdisc add dev lo root handle 1: prio bands 4 && \
+             for b in 1 2 3; do tc qdisc add dev lo parent 1:$b handle ${b}0: pfifo; done && \
+             nl-qdisc-add --dev=lo --parent=1:4 --id=40: plug --limit=1048576 >/dev/null && \
+             nl-qdisc-add --dev=lo --parent=1:4 --id=40: --update plug --release-indefinite >/dev/null && \
+             tc filter add dev lo protocol ip parent 1:0 prio 1 handle 1 fw classid 1:4 && \
+             iptables -t mangle -I OUTPUT -p tcp -s 169.254.255.254 --syn -j MARK --set-mark 1 >/dev/null",
+        );
+    }
+    must(&format!("haproxy -f {dir}/h.cfg -p {dir}/h.pid -D"));
+    must(&format!(
+        "while ! ss -Hltn 'sport = :{PORT}' | grep -q {PORT}; do sleep 0.05; done"
+    ));
+}
+
+async fn one(addr: SocketAddr, t0: Instant) -> Sample {
+    let start = Instant::now();
+    let at = start.duration_since(t0).as_secs_f64();
+    let mk = |outcome, c: f64| Sample {
+        at,
+        outcome,
+        connect_ms: c,
+        total_ms: start.elapsed().as_secs_f64() * 1000.0,
+    };
+    // A generous connect timeout: under TCG a HAProxy reload takes seconds,
+    // and a held connect is a slow success, not a failure. Clients that give
+    // up sooner would count it as one; the table shows the latencies.
+    let conn = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await;
+    let mut s = match conn {
+        Err(_) => return mk(Outcome::Timeout, CONNECT_TIMEOUT.as_secs_f64() * 1000.0),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return mk(Outcome::Refused, 0.0)
+        }
+        Ok(Err(_)) => return mk(Outcome::Reset, 0.0),
+        Ok(Ok(s)) => s,
+    };
+    let c = start.elapsed().as_secs_f64() * 1000.0;
+    let io = async {
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    match tokio::time::timeout(Duration::from_secs(5), io).await {
+        Err(_) => mk(Outcome::Timeout, c),
+        Ok(Err(_)) => mk(Outcome::Reset, c),
+        Ok(Ok(b)) if b.starts_with(b"HTTP/1.0 200") || b.starts_with(b"HTTP/1.1 200") => {
+            mk(Outcome::Ok, c)
+        }
+        Ok(Ok(_)) => mk(Outcome::BadStatus, c),
+    }
+}
+
+struct Run {
+    method: String,
+    samples: Vec<Sample>,
+    windows: Vec<(f64, f64)>,
+}
+
+fn run_method(method: &str, a: &Args) -> Run {
+    let dir = format!("/tmp/plugctl-storm/{method}");
+    prepare(method, &dir, &a.plugctl);
+    let script = reload_script(method, &dir, &a.plugctl);
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let rate = a.rate;
+    let stop2 = stop.clone();
+    // The load generator: its own runtime thread, in this thread's netns
+    // (threads inherit the creating thread's namespaces).
+    let load = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let addr: SocketAddr = format!("{LB}:{PORT}").parse().unwrap();
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut tasks = Vec::new();
+            while !stop2.load(Ordering::SeqCst) {
+                tick.tick().await;
+                tasks.push(tokio::spawn(one(addr, t0)));
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                if let Ok(s) = t.await {
+                    out.push(s);
+                }
+            }
+            out
+        })
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let mut windows = Vec::new();
+    for i in 0..a.reloads {
+        let s = t0.elapsed().as_secs_f64();
+        let ok = sh(&format!("{script} >/dev/null 2>&1"));
+        if method.starts_with("cold") && !method.contains("plugctl") && !method.contains("syn-drop")
+        {
+            // The restart returns at once; the window ends when something listens again.
+            must(&format!(
+                "while ! ss -Hltn 'sport = :{PORT}' | grep -q {PORT}; do sleep 0.01; done"
+            ));
+        }
+        windows.push((s, t0.elapsed().as_secs_f64()));
+        if !ok {
+            eprintln!("{method}: reload {i} failed");
+        }
+        std::thread::sleep(Duration::from_millis(a.gap_ms));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::SeqCst);
+    let samples = load.join().unwrap();
+    sh(&format!(
+        "kill $(cat {dir}/h.pid) 2>/dev/null; pkill -f '{dir}/h.cfg'"
+    ));
+    Run {
+        method: method.into(),
+        samples,
+        windows,
+    }
+}
+
+fn pct(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn in_window(at: f64, w: &[(f64, f64)]) -> bool {
+    w.iter().any(|(s, e)| at >= *s && at <= *e)
+}
+
+fn table(runs: &[Run], rate: u32) -> String {
+    let mut t = String::from(
+        "| method | attempted | failed | failed % | refused / reset / timeout / bad | connect p50 / p99 / max ms | in reload windows: p50 / p99 / max ms | reloads | reload p50 ms |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in runs {
+        let n = r.samples.len();
+        let count = |o| r.samples.iter().filter(|s| s.outcome == o).count();
+        let failed = n - count(Outcome::Ok);
+        let mut all: Vec<f64> = r
+            .samples
+            .iter()
+            .filter(|s| s.outcome == Outcome::Ok)
+            .map(|s| s.connect_ms)
+            .collect();
+        let mut win: Vec<f64> = r
+            .samples
+            .iter()
+            .filter(|s| s.outcome == Outcome::Ok && in_window(s.at, &r.windows))
+            .map(|s| s.connect_ms)
+            .collect();
+        let mut durs: Vec<f64> = r.windows.iter().map(|(s, e)| (e - s) * 1000.0).collect();
+        t += &format!(
+            "| {} | {n} | {failed} | {:.3}% | {} / {} / {} / {} | {:.1} / {:.1} / {:.0} | {:.1} / {:.1} / {:.0} | {} | {:.0} |\n",
+            r.method,
+            100.0 * failed as f64 / n.max(1) as f64,
+            count(Outcome::Refused),
+            count(Outcome::Reset),
+            count(Outcome::Timeout),
+            count(Outcome::BadStatus),
+            pct(&mut all.clone(), 0.5),
+            pct(&mut all.clone(), 0.99),
+            pct(&mut all, 1.0),
+            pct(&mut win.clone(), 0.5),
+            pct(&mut win.clone(), 0.99),
+            pct(&mut win, 1.0),
+            r.windows.len(),
+            pct(&mut durs, 0.5),
+        );
+    }
+    t + &format!(
+        "\nOffered load: {rate} new connections/s, open loop, one request per connection.\n"
+    )
+}
+
+/// Connect latency over time, one panel per method, reload windows shaded,
+/// failures as red marks at the top.
+fn svg(runs: &[Run]) -> String {
+    let (w, ph, pad) = (900.0, 140.0, 40.0);
+    let h = pad + runs.len() as f64 * (ph + pad);
+    let mut s = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='11'>\n<rect width='100%' height='100%' fill='white'/>\n"
+    );
+    let ymax_ms = 30000.0_f64;
+    let y = |ms: f64| (ms.max(0.1).log10() + 1.0) / (ymax_ms.log10() + 1.0);
+    for (i, r) in runs.iter().enumerate() {
+        let top = pad + i as f64 * (ph + pad);
+        let tmax = r.samples.iter().map(|s| s.at).fold(1.0, f64::max);
+        let x = |t: f64| 60.0 + (w - 80.0) * t / tmax;
+        s += &format!("<text x='60' y='{}'>{} (connect ms, log scale 0.1–30000; shaded: reload windows; red: failed)</text>\n", top - 6.0, r.method);
+        s += &format!(
+            "<rect x='60' y='{top}' width='{}' height='{ph}' fill='none' stroke='#888'/>\n",
+            w - 80.0
+        );
+        for (a, b) in &r.windows {
+            s += &format!(
+                "<rect x='{:.1}' y='{top}' width='{:.1}' height='{ph}' fill='#ddeeff'/>\n",
+                x(*a),
+                (x(*b) - x(*a)).max(0.5)
+            );
+        }
+        for ms in [1.0, 10.0, 100.0, 1000.0, 10000.0] {
+            let yy = top + ph - ph * y(ms);
+            s += &format!("<text x='20' y='{:.1}'>{ms}</text><line x1='60' x2='{}' y1='{yy:.1}' y2='{yy:.1}' stroke='#eee'/>\n", yy + 4.0, w - 20.0);
+        }
+        for smp in &r.samples {
+            if smp.outcome == Outcome::Ok {
+                let yy = top + ph - ph * y(smp.connect_ms).min(1.0);
+                s += &format!(
+                    "<circle cx='{:.1}' cy='{yy:.1}' r='0.8' fill='#333'/>\n",
+                    x(smp.at)
+                );
+            } else {
+                let failed_top = top + 10.0;
+                s += &format!(
+                    "<line x1='{0:.1}' x2='{0:.1}' y1='{top}' y2='{failed_top}' stroke='red'/>\n",
+                    x(smp.at)
+                );
+            }
+        }
+    }
+    s + "</svg>\n"
+}
+
+fn main() {
+    let a = args();
+    std::fs::create_dir_all(&a.out).unwrap();
+    let mut runs = Vec::new();
+    for m in a.methods.clone() {
+        eprintln!("# method {m}: {} reloads at {} conn/s", a.reloads, a.rate);
+        // Each method runs on a fresh thread so that its network namespace is its own.
+        let args2 = Args {
+            methods: vec![],
+            out: a.out.clone(),
+            plugctl: a.plugctl.clone(),
+            ..a
+        };
+        let r = std::thread::spawn(move || run_method(&m, &args2))
+            .join()
+            .unwrap();
+        let t = table(std::slice::from_ref(&r), a.rate);
+        eprintln!("{}", t.lines().nth(2).unwrap_or(""));
+        runs.push(r);
+    }
+    let t = table(&runs, a.rate);
+    println!("{t}");
+    std::fs::write(format!("{}/table.md", a.out), &t).unwrap();
+    std::fs::write(format!("{}/latency.svg", a.out), svg(&runs)).unwrap();
+    let mut csv = std::fs::File::create(format!("{}/samples.csv", a.out)).unwrap();
+    writeln!(csv, "method,at_s,outcome,connect_ms,total_ms").unwrap();
+    for r in &runs {
+        for s in &r.samples {
+            writeln!(
+                csv,
+                "{},{:.4},{:?},{:.3},{:.3}",
+                r.method, s.at, s.outcome, s.connect_ms, s.total_ms
+            )
+            .unwrap();
+        }
+    }
+}
