@@ -128,3 +128,58 @@ fn dry_run_prints_commands_and_sends_nothing() {
     assert!(r.stdout.contains("tcp dport 8080"), "{}", r.stdout);
     assert!(r.stdout.contains("qdisc noqueue 0: root"), "{}", r.stdout);
 }
+
+/// The README cannot drift from the binary: every subcommand, every exit
+/// code `--help` documents and every key of the example config is in it.
+#[test]
+fn readme_documents_every_command_exit_code_and_key() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let help = std::process::Command::new(common::plugctl_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 6, "{help}");
+    for c in commands {
+        assert!(
+            readme.contains(&format!("plugctl {c}")),
+            "README lacks `plugctl {c}`"
+        );
+    }
+    let codes = help.split("Exit codes:").nth(1).unwrap();
+    for l in codes.lines().filter(|l| l.starts_with("  ")) {
+        let code = l.split_whitespace().next().unwrap();
+        if code.parse::<u32>().is_ok() {
+            assert!(
+                readme.contains(&format!("| {code} |"))
+                    || readme.contains(&format!("{code},"))
+                    || readme.contains(&format!(", {code} |")),
+                "README's exit code table lacks {code}"
+            );
+        }
+    }
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/plugctl.toml"))
+            .unwrap();
+    for key in example
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(" = "))
+        .map(|l| l.split(" = ").next().unwrap())
+    {
+        assert!(
+            readme.contains(&format!("| `{key}` |")),
+            "README's config table lacks {key}"
+        );
+    }
+}
