@@ -9,6 +9,8 @@ set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=tests/vm/lib.sh
+source tests/vm/lib.sh
 vm=0
 kernel=6.1
 while (($#)); do
@@ -19,12 +21,7 @@ while (($#)); do
     esac
 done
 
-bin=$(cargo bench --bench netlink --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import sys, json
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "netlink":
-        print(m["executable"])')
+bin=$(cargo_exe netlink bench --bench netlink 2>/dev/null)
 [[ -x $bin ]] || { echo "benches/run.sh: could not build the benchmark" >&2; exit 1; }
 cargo build --release --quiet
 
@@ -32,10 +29,6 @@ out="$ROOT/target/bench-results"
 mkdir -p "$out"
 export CRITERION_HOME="$out/criterion"
 
-native_ok() {
-    unshare --net -- bash -c 'tc qdisc add dev lo root handle 1: prio bands 4 &&
-        tc qdisc add dev lo parent 1:4 handle 40: plug' >/dev/null 2>&1
-}
 
 # Inside the VM: Debian 12's libnl looks for its tc plugins under libnl/,
 # installed under libnl-3/ (netlink-reference.md trip-up 15). The guest's
@@ -45,7 +38,7 @@ set -e
 [ -e /usr/lib/x86_64-linux-gnu/libnl ] || ln -s libnl-3 /usr/lib/x86_64-linux-gnu/libnl
 exec "$@"'
 
-if ((vm == 0)) && native_ok; then
+if ((vm == 0)) && kernel_has_plug; then
     echo "# native run (this kernel has the modules)"
     "$bin" --bench --noplot
 else

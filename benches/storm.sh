@@ -14,6 +14,8 @@ set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=tests/vm/lib.sh
+source tests/vm/lib.sh
 vm=0
 kernel=6.1
 pass=()
@@ -29,25 +31,16 @@ tests/vm/install-deps.sh >/dev/null
 command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null
 command -v haproxy >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
 cargo build --release --quiet
-bin=$(cargo bench --bench storm --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import sys, json
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "storm":
-        print(m["executable"])')
+bin=$(cargo_exe storm bench --bench storm 2>/dev/null)
 out="$ROOT/target/storm"
 mkdir -p "$out"
 args=(--plugctl "$ROOT/target/release/plugctl" --out "$out" "${pass[@]}")
 
-native_ok() {
-    unshare --net -- bash -c 'tc qdisc add dev lo root handle 1: prio bands 4 &&
-        tc qdisc add dev lo parent 1:4 handle 40: plug' >/dev/null 2>&1
-}
 # Debian 12's libnl looks for its tc plugins under libnl/ but installs them
 # under libnl-3/ (netlink-reference.md trip-up 15); Yelp's method needs them.
 libnl_fix='[ -e /usr/lib/x86_64-linux-gnu/libnl ] || ln -s libnl-3 /usr/lib/x86_64-linux-gnu/libnl'
 
-if ((vm == 0)) && native_ok; then
+if ((vm == 0)) && kernel_has_plug; then
     echo "# native run"
     bash -c "$libnl_fix"
     "$bin" "${args[@]}"

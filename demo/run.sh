@@ -10,6 +10,8 @@ set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=tests/vm/lib.sh
+source tests/vm/lib.sh
 force_vm=0
 kernel=6.1
 while (($#)); do
@@ -23,13 +25,8 @@ done
 cargo build --release --quiet
 export PLUGCTL="$ROOT/target/release/plugctl"
 
-native_ok() {
-    unshare --net -- bash -c 'tc qdisc add dev lo root handle 1: prio bands 4 &&
-        tc qdisc add dev lo parent 1:4 handle 40: plug &&
-        tc filter add dev lo parent 1: protocol ip prio 1 handle 1 fw classid 1:4' >/dev/null 2>&1
-}
 
-if ((force_vm == 0)) && native_ok; then
+if ((force_vm == 0)) && kernel_has_plug; then
     echo "# this kernel has sch_prio, sch_plug and cls_fw: running natively in a private netns"
     exec unshare --net -- bash "$ROOT/demo/scenario.sh"
 fi

@@ -11,6 +11,8 @@ set -euo pipefail
 
 HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd -- "$HERE/../.." && pwd)
+# shellcheck source=tests/vm/lib.sh
+source "$HERE/lib.sh"
 
 kernels=()
 while (($#)); do
@@ -25,12 +27,7 @@ done
 cd "$ROOT"
 # The examples too: library_example_runs runs examples/agent.rs in the VM.
 cargo build --quiet --examples
-bin=$(cargo test --features vm-tests --test kernel --no-run --message-format=json |
-    python3 -c 'import sys, json
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "kernel":
-        print(m["executable"])')
+bin=$(cargo_exe kernel test --features vm-tests --test kernel)
 [[ -x $bin ]] || { echo "kernel-tests.sh: could not build the kernel test binary" >&2; exit 1; }
 
 status=0
