@@ -317,7 +317,60 @@ fn kernel(c: &mut Criterion) {
         eprintln!("Yelp's setup script needs nl-qdisc-add's plug module and iptables: skipped");
     }
     g.finish();
+    steady_state(c, &mut ctl);
     let _ = std::fs::remove_dir_all(state);
+}
+
+/// What the installed tree (plug open) costs every loopback connection and
+/// byte: lo's default is `noqueue`, so the prio qdisc adds queueing to each
+/// packet. Measured with and without the tree in the same run.
+fn steady_state(c: &mut Criterion, ctl: &mut Controller) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    if !Command::new("ip")
+        .args(["addr", "add", "169.254.255.254/32", "dev", "lo"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        return;
+    }
+    // A sink that accepts connections and reads everything sent to it.
+    let listener = TcpListener::bind("169.254.255.254:7000").unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let payload = vec![7u8; 4 << 20];
+    let mut g = c.benchmark_group("steady-state");
+    g.measurement_time(Duration::from_secs(5)).sample_size(20);
+    for tree in [false, true] {
+        if tree {
+            ctl.setup(false).unwrap();
+        } else {
+            let _ = ctl.teardown();
+        }
+        let label = if tree {
+            "tree installed (plug open)"
+        } else {
+            "no tree"
+        };
+        g.bench_function(format!("connect, {label}"), |b| {
+            b.iter(|| TcpStream::connect("169.254.255.254:7000").unwrap())
+        });
+        g.bench_function(format!("send 4 MiB, {label}"), |b| {
+            b.iter(|| {
+                let mut s = TcpStream::connect("169.254.255.254:7000").unwrap();
+                s.write_all(&payload).unwrap();
+            })
+        });
+    }
+    g.finish();
+    let _ = ctl.teardown();
 }
 
 criterion_group!(benches, build_and_parse, kernel);

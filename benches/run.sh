@@ -72,5 +72,12 @@ def show(group, base):
         print(f"  {n:48s} {v / 1e3:12.1f} us   {ratio}")
 show("plug+release", "bare netlink round trip")
 show("setup+teardown", "plugctl setup + teardown")
+rows = {n: v for (g, n), v in est.items() if g == "steady-state"}
+if rows:
+    print("\nsteady-state (tree installed, plug open, vs no tree):")
+    for what in ("connect", "send 4 MiB"):
+        a, b = rows.get(f"{what}, no tree"), rows.get(f"{what}, tree installed (plug open)")
+        if a and b:
+            print(f"  {what:12s} no tree {a / 1e3:10.1f} us   tree {b / 1e3:10.1f} us   overhead {100 * (b / a - 1):+.1f}%")
 show("wire", "build plug change")
 PY
