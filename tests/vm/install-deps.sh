@@ -14,7 +14,8 @@ export DEBIAN_FRONTEND=noninteractive
 # udevd and systemd-tmpfiles on PATH).
 VIRTME_NG_VERSION=${VIRTME_NG_VERSION:-1.42}
 
-APT_PKGS=(qemu-system-x86 busybox-static kmod iproute2 nftables libnl-utils)
+# haproxy, python3 and procps (pkill) are used by the kernel tests themselves.
+APT_PKGS=(qemu-system-x86 busybox-static kmod iproute2 nftables libnl-utils haproxy python3 procps util-linux)
 
 # A Debian package counts as present when dpkg says "install ok installed".
 pkg_installed() {
