@@ -120,46 +120,20 @@ fn yelp_setup() {
             "1", "fw", "classid", "1:4",
         ],
     );
-    run(
-        "iptables",
-        &[
-            "-t",
-            "mangle",
-            "-I",
-            "OUTPUT",
-            "-p",
-            "tcp",
-            "-s",
-            "169.254.255.254",
-            "--syn",
-            "-j",
-            "MARK",
-            "--set-mark",
-            "1",
-        ],
-    );
+    yelp_mark_rule("-I");
+}
+
+/// Yelp's marking rule, inserted (`-I`) or deleted (`-D`).
+fn yelp_mark_rule(op: &str) {
+    let rule = "-p tcp -s 169.254.255.254 --syn -j MARK --set-mark 1";
+    let mut args = vec!["-t", "mangle", op, "OUTPUT"];
+    args.extend(rule.split(' '));
+    run("iptables", &args);
 }
 
 fn yelp_teardown() {
     run("tc", &["qdisc", "del", "dev", "lo", "root"]);
-    run(
-        "iptables",
-        &[
-            "-t",
-            "mangle",
-            "-D",
-            "OUTPUT",
-            "-p",
-            "tcp",
-            "-s",
-            "169.254.255.254",
-            "--syn",
-            "-j",
-            "MARK",
-            "--set-mark",
-            "1",
-        ],
-    );
+    yelp_mark_rule("-D");
 }
 
 fn kernel(c: &mut Criterion) {
