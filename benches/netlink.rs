@@ -102,17 +102,7 @@ fn yelp_setup() {
             "--limit=1048576",
         ],
     );
-    run(
-        "nl-qdisc-add",
-        &[
-            "--dev=lo",
-            "--parent=1:4",
-            "--id=40:",
-            "--update",
-            "plug",
-            "--release-indefinite",
-        ],
-    );
+    yelp_plug("--release-indefinite");
     run(
         "tc",
         &[
@@ -121,6 +111,21 @@ fn yelp_setup() {
         ],
     );
     yelp_mark_rule("-I");
+}
+
+/// Yelp's plug change: `nl-qdisc-add ... --update plug ACTION`.
+fn yelp_plug(action: &str) {
+    run(
+        "nl-qdisc-add",
+        &[
+            "--dev=lo",
+            "--parent=1:4",
+            "--id=40:",
+            "--update",
+            "plug",
+            action,
+        ],
+    );
 }
 
 /// Yelp's marking rule, inserted (`-I`) or deleted (`-D`).
@@ -235,28 +240,8 @@ fn kernel(c: &mut Criterion) {
     if nl_ok {
         g.bench_function("nl-qdisc-add x2 (spawned, Yelp)", |b| {
             b.iter(|| {
-                run(
-                    "nl-qdisc-add",
-                    &[
-                        "--dev=lo",
-                        "--parent=1:4",
-                        "--id=40:",
-                        "--update",
-                        "plug",
-                        "--buffer",
-                    ],
-                );
-                run(
-                    "nl-qdisc-add",
-                    &[
-                        "--dev=lo",
-                        "--parent=1:4",
-                        "--id=40:",
-                        "--update",
-                        "plug",
-                        "--release-indefinite",
-                    ],
-                );
+                yelp_plug("--buffer");
+                yelp_plug("--release-indefinite");
             })
         });
     } else {
