@@ -174,7 +174,9 @@ fn setup_builds_exactly_the_tree_and_teardown_restores() {
 fn connect_in_background(addr: SocketAddr) -> mpsc::Receiver<Result<Instant, String>> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let r = TcpStream::connect_timeout(&addr, Duration::from_secs(20))
+        // Long enough for any hold in these tests (the kernel itself gives up
+        // after tcp_syn_retries, ~127 s): a test's own assertions decide.
+        let r = TcpStream::connect_timeout(&addr, Duration::from_secs(120))
             .map(|_| Instant::now())
             .map_err(|e| e.to_string());
         let _ = tx.send(r);
@@ -233,9 +235,11 @@ fn held_then_released(p: &Plugctl, target: &str, others: &[&str]) {
         released_at - release_at,
         delay
     );
-    // Reference: ~14 ms under QEMU TCG on Debian 6.1, ~1 ms natively.
+    // Reference: 7-30 ms under QEMU TCG, ~1 ms natively. The bound only has
+    // to show that the held SYN itself went through on release, not a later
+    // retransmit (those come 1, 2, 4, 8 s apart).
     assert!(
-        delay < Duration::from_millis(250),
+        delay < Duration::from_millis(900),
         "connect took {delay:?} after release"
     );
     let status = p.ok(&["status", "--json"]);

@@ -30,11 +30,23 @@ cargo build --quiet --examples
 bin=$(cargo_exe kernel test --features vm-tests --test kernel)
 [[ -x $bin ]] || { echo "kernel-tests.sh: could not build the kernel test binary" >&2; exit 1; }
 
+# The HAProxy test is a load test: 100 new connections/s on one vCPU under
+# TCG. Beside it, the other tests' processes start seconds late and their
+# waits stretch (a CI run held one plug for 19 s). So by default it runs alone,
+# after the others, in the same VM boot. With TEST-ARGS, those decide.
+load_test=haproxy_reloads_under_load_lose_no_connection
+if (($#)); then
+    guest=("$bin" --test-threads=2 --nocapture "$@")
+else
+    guest=(bash -c '"$1" --test-threads=2 --nocapture --skip "$2" && "$1" --nocapture --exact "$2"' \
+        kernel-tests "$bin" "$load_test")
+fi
+
 status=0
 for k in "${kernels[@]}"; do
     echo "=== kernel tests on Debian $k kernel ==="
     start=$(date +%s)
-    if "$HERE/run.sh" --kernel "$k" --timeout 900 -- "$bin" --test-threads=2 --nocapture "$@"; then
+    if "$HERE/run.sh" --kernel "$k" --timeout 900 -- "${guest[@]}"; then
         echo "=== $k: passed in $(($(date +%s) - start)) s (boot included) ==="
     else
         rc=$?
