@@ -200,6 +200,33 @@ fn kernel(c: &mut Criterion) {
             .unwrap();
         })
     });
+    // Attribution: two real changes that wake no queue. BUFFER while already
+    // buffering leaves the plug closed and does not schedule the device
+    // queue; release (and the first BUFFER after it) do. Against the floor
+    // and plug+release, this splits plugctl's cost into round trips and the
+    // kernel's queue wake-up (NET_TX softirq over prio's bands).
+    g.bench_function("two changes that wake no queue (buffer, buffer)", |b| {
+        b.iter(|| {
+            for _ in 0..2 {
+                k.new_qdisc(
+                    ifindex,
+                    Handle::new(1, 4),
+                    Handle::new(0x40, 0),
+                    &buffer,
+                    Write::Change,
+                )
+                .unwrap();
+            }
+        })
+    });
+    k.new_qdisc(
+        ifindex,
+        Handle::new(1, 4),
+        Handle::new(0x40, 0),
+        &release,
+        Write::Change,
+    )
+    .unwrap();
     g.bench_function("tc qdisc change x2 (spawned)", |b| {
         b.iter(|| {
             run(
@@ -293,6 +320,11 @@ fn steady_state(c: &mut Criterion, ctl: &mut Controller) {
     {
         return;
     }
+    // Every connect below leaves a TIME_WAIT socket; tens of thousands pile
+    // up over the run and slow later configurations, so none are kept (this
+    // is the bench's own network namespace). A last "no tree" run checks that
+    // nothing else drifts.
+    std::fs::write("/proc/sys/net/ipv4/tcp_max_tw_buckets", "0").unwrap();
     // A sink that accepts connections and reads everything sent to it.
     let listener = TcpListener::bind("169.254.255.254:7000").unwrap();
     std::thread::spawn(move || {
@@ -307,17 +339,30 @@ fn steady_state(c: &mut Criterion, ctl: &mut Controller) {
     let payload = vec![7u8; 4 << 20];
     let mut g = c.benchmark_group("steady-state");
     g.measurement_time(Duration::from_secs(5)).sample_size(20);
-    for tree in [false, true] {
-        if tree {
+    // The whole tree, and each half alone, to attribute the overhead: the
+    // tc half (prio root on lo, whose default is noqueue: every packet now
+    // takes the qdisc lock, enqueue and dequeue, and the fw lookup) and the
+    // nf_tables half (one more output hook and one rule for every packet).
+    let mut k = NetlinkKernel::new();
+    let ifindex = k.ifindex("lo").unwrap().unwrap();
+    for (label, tc_half, nft_half) in [
+        ("no tree", false, false),
+        ("tree installed (plug open)", true, true),
+        ("tc qdiscs and filters only", true, false),
+        ("nft mark rule only", false, true),
+        ("no tree, again at the end", false, false),
+    ] {
+        let _ = ctl.teardown();
+        if tc_half || nft_half {
             ctl.setup(false).unwrap();
-        } else {
-            let _ = ctl.teardown();
         }
-        let label = if tree {
-            "tree installed (plug open)"
-        } else {
-            "no tree"
-        };
+        if !tc_half {
+            k.del_qdisc(ifindex, Handle::ROOT, Handle::new(1, 0))
+                .unwrap();
+        }
+        if !nft_half {
+            k.nft_delete(&ctl.config().table).unwrap();
+        }
         g.bench_function(format!("connect, {label}"), |b| {
             b.iter(|| TcpStream::connect("169.254.255.254:7000").unwrap())
         });

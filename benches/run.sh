@@ -74,10 +74,15 @@ show("plug+release", "bare netlink round trip")
 show("setup+teardown", "plugctl setup + teardown")
 rows = {n: v for (g, n), v in est.items() if g == "steady-state"}
 if rows:
-    print("\nsteady-state (tree installed, plug open, vs no tree):")
+    print("\nsteady-state (each vs no tree, same run):")
     for what in ("connect", "send 4 MiB"):
-        a, b = rows.get(f"{what}, no tree"), rows.get(f"{what}, tree installed (plug open)")
-        if a and b:
-            print(f"  {what:12s} no tree {a / 1e3:10.1f} us   tree {b / 1e3:10.1f} us   overhead {100 * (b / a - 1):+.1f}%")
+        a = rows.get(f"{what}, no tree")
+        if not a:
+            continue
+        print(f"  {what:12s} {'no tree':30s} {a / 1e3:10.1f} us")
+        for label in ("tree installed (plug open)", "tc qdiscs and filters only", "nft mark rule only", "no tree, again at the end"):
+            b = rows.get(f"{what}, {label}")
+            if b:
+                print(f"  {what:12s} {label:30s} {b / 1e3:10.1f} us   overhead {100 * (b / a - 1):+.1f}%")
 show("wire", "build plug change")
 PY
