@@ -105,11 +105,11 @@ impl<K: Kernel> Controller<K> {
     /// released.
     pub fn setup(&mut self, force: bool) -> Result<Changes, Error> {
         let mut changes = tree::setup(&mut self.kernel, &self.cfg, force)?;
-        if changes.0.iter().any(|c| c.contains("qdisc plug")) {
+        if changes.plug_created {
             self.state.write(PlugState::now(false))?;
         } else if self.release_leftover()? {
             changes
-                .0
+                .lines
                 .push("released a plug left closed by a holder that is gone".into());
         }
         Ok(changes)

@@ -354,14 +354,22 @@ pub fn observe(k: &mut dyn Kernel, cfg: &Config) -> Result<Observed, Error> {
 
 /// What `setup` or `teardown` changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Changes(pub Vec<String>);
+#[serde(transparent)]
+pub struct Changes {
+    /// One line per change, as the CLI prints them.
+    pub lines: Vec<String>,
+    /// `setup` created the plug qdisc (and released it): any recorded plug
+    /// state belongs to a plug that no longer exists.
+    #[serde(skip)]
+    pub plug_created: bool,
+}
 
 impl fmt::Display for Changes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
+        if self.lines.is_empty() {
             return f.write_str("nothing to change");
         }
-        for (i, c) in self.0.iter().enumerate() {
+        for (i, c) in self.lines.iter().enumerate() {
             if i > 0 {
                 f.write_str("\n")?;
             }
@@ -421,7 +429,7 @@ pub fn setup(k: &mut dyn Kernel, cfg: &Config, force: bool) -> Result<Changes, E
         }
         k.del_qdisc(ifindex, Handle::ROOT, Handle::UNSPEC)
             .map_err(|e| Error::netlink("removing the existing root qdisc (--force)", e))?;
-        changes.0.push(format!(
+        changes.lines.push(format!(
             "removed the root qdisc on {} (--force)",
             cfg.device
         ));
@@ -458,7 +466,7 @@ fn build(
             Error::netlink_building(format!("creating the prio qdisc on {dev}"), "sch_prio", e)
         })?;
         undo.push(Undo::Root);
-        changes.0.push(format!(
+        changes.lines.push(format!(
             "added qdisc prio {PRIO} root bands {BANDS} on {dev}"
         ));
     }
@@ -476,7 +484,7 @@ fn build(
             })?;
             undo.push(Undo::Qdisc(parent, handle));
             changes
-                .0
+                .lines
                 .push(format!("added qdisc pfifo {handle} parent {parent}"));
         }
     }
@@ -493,17 +501,18 @@ fn build(
             Write::Change,
         )
         .map_err(|e| Error::netlink("releasing the new plug", e))?;
-        changes.0.push(format!(
+        changes.lines.push(format!(
             "added qdisc plug {PLUG} parent {PLUG_PARENT} limit {} (released)",
             cfg.plug_limit
         ));
+        changes.plug_created = true;
     }
     for (i, f) in filters(cfg, ifindex).into_iter().enumerate() {
         if *obs.check(FILTER0 + i) == Check::Missing {
             k.new_filter(&f)
                 .map_err(|e| Error::netlink_building("adding the fw filter", "cls_fw", e))?;
             undo.push(Undo::Filter(f));
-            changes.0.push(
+            changes.lines.push(
                 obs.parts[FILTER0 + i]
                     .name
                     .replace("filter", "added filter"),
@@ -519,7 +528,7 @@ fn build(
         if !obs.table_exists {
             undo.push(Undo::Table);
         }
-        changes.0.push(format!(
+        changes.lines.push(format!(
             "installed nft table inet {} with {} mark rule(s)",
             cfg.table,
             rules.len()
@@ -580,12 +589,12 @@ pub fn teardown(k: &mut dyn Kernel, cfg: &Config) -> Result<Changes, Error> {
     let obs = observe(k, cfg)?;
     if obs.has_plug() {
         release_and_drain(k, obs.ifindex).map_err(|e| Error::netlink("releasing the plug", e))?;
-        changes.0.push(format!("released plug {PLUG}"));
+        changes.lines.push(format!("released plug {PLUG}"));
     }
     if obs.root_ours {
         k.del_qdisc(obs.ifindex, Handle::ROOT, PRIO)
             .map_err(|e| Error::netlink("deleting the prio qdisc", e))?;
-        changes.0.push(format!(
+        changes.lines.push(format!(
             "deleted qdisc prio {PRIO} root on {} (with its children and filters)",
             cfg.device
         ));
@@ -599,7 +608,7 @@ pub fn teardown(k: &mut dyn Kernel, cfg: &Config) -> Result<Changes, Error> {
         k.nft_delete(&cfg.table)
             .map_err(|e| Error::netlink("deleting the nf_tables table", e))?;
         changes
-            .0
+            .lines
             .push(format!("deleted nft table inet {}", cfg.table));
     }
     Ok(changes)
@@ -626,7 +635,8 @@ mod tests {
         let mut k = FakeKernel::new();
         let cfg = Config::default();
         let changes = setup(&mut k, &cfg, false).unwrap();
-        assert_eq!(changes.0.len(), 8, "{changes}");
+        assert_eq!(changes.lines.len(), 8, "{changes}");
+        assert!(changes.plug_created);
         assert_eq!(
             k.calls,
             [
@@ -645,6 +655,7 @@ mod tests {
         k.calls.clear();
         let again = setup(&mut k, &cfg, false).unwrap();
         assert_eq!(again.to_string(), "nothing to change");
+        assert!(!again.plug_created);
         assert!(k.calls.is_empty(), "{:?}", k.calls);
     }
 
