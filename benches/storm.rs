@@ -32,12 +32,17 @@ enum Outcome {
     Reset,
     Timeout,
     BadStatus,
+    /// Any other error (e.g. EHOSTUNREACH, or the client's own EMFILE):
+    /// counted as a failure, and listed by errno under the table.
+    Other,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     at: f64,
     outcome: Outcome,
+    /// The errno of a failed request, 0 if none.
+    errno: i32,
     connect_ms: f64,
     total_ms: f64,
 }
@@ -55,7 +60,11 @@ fn args() -> Args {
     let mut a = Args {
         rate: 200,
         reloads: 50,
-        gap_ms: 200,
+        // Under TCG one HAProxy reload takes ~2 s (~20 ms natively): with a
+        // 200 ms gap the service would be reloading 90% of the time, and a
+        // SYN dropped by the SYN-drop trick would find its retransmits
+        // (1, 3, 7, 15 s later) dropped again by the next reloads.
+        gap_ms: 1000,
         out: "target/storm".into(),
         methods: vec![],
         plugctl: "target/release/plugctl".into(),
@@ -192,9 +201,10 @@ fn prepare(method: &str, dir: &str, plugctl: &str) {
 async fn one(addr: SocketAddr, t0: Instant) -> Sample {
     let start = Instant::now();
     let at = start.duration_since(t0).as_secs_f64();
-    let mk = |outcome, c: f64| Sample {
+    let mk = |outcome, c: f64, errno: i32| Sample {
         at,
         outcome,
+        errno,
         connect_ms: c,
         total_ms: start.elapsed().as_secs_f64() * 1000.0,
     };
@@ -203,11 +213,8 @@ async fn one(addr: SocketAddr, t0: Instant) -> Sample {
     // up sooner would count it as one; the table shows the latencies.
     let conn = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await;
     let mut s = match conn {
-        Err(_) => return mk(Outcome::Timeout, CONNECT_TIMEOUT.as_secs_f64() * 1000.0),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return mk(Outcome::Refused, 0.0)
-        }
-        Ok(Err(_)) => return mk(Outcome::Reset, 0.0),
+        Err(_) => return mk(Outcome::Timeout, CONNECT_TIMEOUT.as_secs_f64() * 1000.0, 0),
+        Ok(Err(e)) => return mk(classify(&e), 0.0, e.raw_os_error().unwrap_or(0)),
         Ok(Ok(s)) => s,
     };
     let c = start.elapsed().as_secs_f64() * 1000.0;
@@ -218,12 +225,50 @@ async fn one(addr: SocketAddr, t0: Instant) -> Sample {
         Ok::<_, std::io::Error>(buf)
     };
     match tokio::time::timeout(Duration::from_secs(5), io).await {
-        Err(_) => mk(Outcome::Timeout, c),
-        Ok(Err(_)) => mk(Outcome::Reset, c),
+        Err(_) => mk(Outcome::Timeout, c, 0),
+        Ok(Err(e)) => mk(classify(&e), c, e.raw_os_error().unwrap_or(0)),
         Ok(Ok(b)) if b.starts_with(b"HTTP/1.0 200") || b.starts_with(b"HTTP/1.1 200") => {
-            mk(Outcome::Ok, c)
+            mk(Outcome::Ok, c, 0)
         }
-        Ok(Ok(_)) => mk(Outcome::BadStatus, c),
+        Ok(Ok(_)) => mk(Outcome::BadStatus, c, 0),
+    }
+}
+
+fn classify(e: &std::io::Error) -> Outcome {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => Outcome::Refused,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => Outcome::Reset,
+        K::TimedOut => Outcome::Timeout,
+        _ => Outcome::Other,
+    }
+}
+
+/// Hundreds of connects can wait seconds at once (held, or SYN-dropped and
+/// retrying): the default 1,024 open files would fail them with EMFILE, a
+/// failure of this generator, not of the method.
+fn raise_open_files() {
+    let want: libc::rlim_t = 1 << 20;
+    // SAFETY: getrlimit/setrlimit on a valid, owned struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            let hard = r.rlim_max.max(want);
+            let ok = libc::setrlimit(
+                libc::RLIMIT_NOFILE,
+                &libc::rlimit {
+                    rlim_cur: hard,
+                    rlim_max: hard,
+                },
+            ) == 0;
+            if !ok {
+                r.rlim_cur = r.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            }
+        }
+        let mut r: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        eprintln!("# open files limit: {}", r.rlim_cur);
     }
 }
 
@@ -312,7 +357,7 @@ fn in_window(at: f64, w: &[(f64, f64)]) -> bool {
 
 fn table(runs: &[Run], rate: u32) -> String {
     let mut t = String::from(
-        "| method | attempted | failed | failed % | refused / reset / timeout / bad | connect p50 / p99 / max ms | in reload windows: p50 / p99 / max ms | reloads | reload p50 ms |\n\
+        "| method | attempted | failed | failed % | refused / reset / timeout / bad / other | connect p50 / p99 / max ms | in reload windows: p50 / p99 / max ms | reloads | reload p50 ms |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in runs {
@@ -333,13 +378,14 @@ fn table(runs: &[Run], rate: u32) -> String {
             .collect();
         let mut durs: Vec<f64> = r.windows.iter().map(|(s, e)| (e - s) * 1000.0).collect();
         t += &format!(
-            "| {} | {n} | {failed} | {:.3}% | {} / {} / {} / {} | {:.1} / {:.1} / {:.0} | {:.1} / {:.1} / {:.0} | {} | {:.0} |\n",
+            "| {} | {n} | {failed} | {:.3}% | {} / {} / {} / {} / {} | {:.1} / {:.1} / {:.0} | {:.1} / {:.1} / {:.0} | {} | {:.0} |\n",
             r.method,
             100.0 * failed as f64 / n.max(1) as f64,
             count(Outcome::Refused),
             count(Outcome::Reset),
             count(Outcome::Timeout),
             count(Outcome::BadStatus),
+            count(Outcome::Other),
             pct(&mut all.clone(), 0.5),
             pct(&mut all.clone(), 0.99),
             pct(&mut all, 1.0),
@@ -350,9 +396,33 @@ fn table(runs: &[Run], rate: u32) -> String {
             pct(&mut durs, 0.5),
         );
     }
-    t + &format!(
+    t += &format!(
         "\nOffered load: {rate} new connections/s, open loop, one request per connection.\n"
-    )
+    );
+    // Which errors the failures were, so that no class hides a cause.
+    for r in runs {
+        let mut by: std::collections::BTreeMap<(String, i32), usize> = Default::default();
+        for smp in r.samples.iter().filter(|s| s.outcome != Outcome::Ok) {
+            *by.entry((format!("{:?}", smp.outcome), smp.errno))
+                .or_default() += 1;
+        }
+        if by.is_empty() {
+            continue;
+        }
+        let parts: Vec<String> = by
+            .iter()
+            .map(|((o, errno), n)| {
+                if *errno == 0 {
+                    format!("{o} {n}")
+                } else {
+                    let text = std::io::Error::from_raw_os_error(*errno).to_string();
+                    format!("{o} {n} ({text})")
+                }
+            })
+            .collect();
+        t += &format!("{}: {}.\n", r.method, parts.join(", "));
+    }
+    t
 }
 
 /// Connect latency over time, one panel per method, reload windows shaded,
@@ -419,6 +489,7 @@ fn svg(runs: &[Run]) -> String {
 
 fn main() {
     let a = args();
+    raise_open_files();
     std::fs::create_dir_all(&a.out).unwrap();
     let mut runs = Vec::new();
     for m in a.methods.clone() {
@@ -442,13 +513,13 @@ fn main() {
     std::fs::write(format!("{}/table.md", a.out), &t).unwrap();
     std::fs::write(format!("{}/latency.svg", a.out), svg(&runs)).unwrap();
     let mut csv = std::fs::File::create(format!("{}/samples.csv", a.out)).unwrap();
-    writeln!(csv, "method,at_s,outcome,connect_ms,total_ms").unwrap();
+    writeln!(csv, "method,at_s,outcome,errno,connect_ms,total_ms").unwrap();
     for r in &runs {
         for s in &r.samples {
             writeln!(
                 csv,
-                "{},{:.4},{:?},{:.3},{:.3}",
-                r.method, s.at, s.outcome, s.connect_ms, s.total_ms
+                "{},{:.4},{:?},{},{:.3},{:.3}",
+                r.method, s.at, s.outcome, s.errno, s.connect_ms, s.total_ms
             )
             .unwrap();
         }

@@ -7,7 +7,8 @@
 #   benches/storm.sh [--vm] [--kernel 6.1|6.12] [STORM-ARGS...]
 #
 # STORM-ARGS: --rate N (default 200/s: the TCG ceiling is ~300), --reloads N
-# (default 50 per method), --gap-ms N (pause between reloads), --method M
+# (default 50 per method), --gap-ms N (pause between reloads, default
+# 1000), --method M
 # (repeatable; default all: naive plugctl yelp syn-drop seamless sysctl cold
 # cold+sysctl cold+syn-drop cold+plugctl).
 set -euo pipefail
