@@ -355,13 +355,13 @@ fn steady_state(c: &mut Criterion, ctl: &mut Controller) {
         let _ = ctl.teardown();
         if tc_half || nft_half {
             ctl.setup(false).unwrap();
-        }
-        if !tc_half {
-            k.del_qdisc(ifindex, Handle::ROOT, Handle::new(1, 0))
-                .unwrap();
-        }
-        if !nft_half {
-            k.nft_delete(&ctl.config().table).unwrap();
+            if !tc_half {
+                k.del_qdisc(ifindex, Handle::ROOT, Handle::new(1, 0))
+                    .unwrap();
+            }
+            if !nft_half {
+                k.nft_delete(&ctl.config().table).unwrap();
+            }
         }
         g.bench_function(format!("connect, {label}"), |b| {
             b.iter(|| TcpStream::connect("169.254.255.254:7000").unwrap())
