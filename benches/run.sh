@@ -43,8 +43,7 @@ if ((vm == 0)) && kernel_has_plug; then
     "$bin" --bench --noplot
 else
     echo "# VM run on Debian $kernel (TCG: absolute times are 25-90x native; ratios still compare)"
-    tests/vm/install-deps.sh >/dev/null
-    command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null
+    tests/vm/install-deps.sh iptables >/dev/null
     tests/vm/run.sh --kernel "$kernel" --cpus 1 --timeout 1800 --rwdir "$out" --env CRITERION_HOME -- \
         bash -c "$guest_script" guest "$bin" --bench --noplot
 fi

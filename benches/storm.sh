@@ -28,9 +28,7 @@ while (($#)); do
     esac
 done
 
-tests/vm/install-deps.sh >/dev/null
-command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null
-command -v haproxy >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+tests/vm/install-deps.sh iptables >/dev/null
 cargo build --release --quiet
 bin=$(cargo_exe storm bench --bench storm 2>/dev/null)
 out="$ROOT/target/storm"

@@ -3,6 +3,7 @@
 # qemu-system-x86, busybox-static, kmod, iproute2, nftables, libnl-utils from apt
 # (only the missing ones; `apt-get update` runs only if something is missing)
 # and virtme-ng (command `vng`) from PyPI when `vng` is not on PATH.
+# Extra apt package names given as arguments are installed too.
 # Idempotent and non-interactive; must run as root (as CI does).
 set -euo pipefail
 
@@ -16,6 +17,9 @@ VIRTME_NG_VERSION=${VIRTME_NG_VERSION:-1.42}
 
 # haproxy, python3 and procps (pkill) are used by the kernel tests themselves.
 APT_PKGS=(qemu-system-x86 busybox-static kmod iproute2 nftables libnl-utils haproxy python3 procps util-linux)
+# Callers may name more (the benchmarks add iptables for Yelp's method and
+# the SYN-drop trick): install-deps.sh [EXTRA-APT-PACKAGE...]
+APT_PKGS+=("$@")
 
 # A Debian package counts as present when dpkg says "install ok installed".
 pkg_installed() {
