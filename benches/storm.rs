@@ -276,6 +276,39 @@ struct Run {
     method: String,
     samples: Vec<Sample>,
     windows: Vec<(f64, f64)>,
+    /// The kernel's own drop counters in the method's netns after the run.
+    counters: String,
+}
+
+/// Counters that say where SYNs and connections were lost (this thread's
+/// network namespace is the method's own, so they count only its run).
+const COUNTERS: &[&str] = &[
+    "TcpExtListenOverflows",
+    "TcpExtListenDrops",
+    "TcpExtTCPReqQFullDrop",
+    "TcpExtTCPSynRetrans",
+    "TcpExtTCPAbortOnClose",
+    "TcpExtTCPAbortOnData",
+    "TcpExtTCPMigrateReqSuccess",
+    "TcpExtTCPMigrateReqFailure",
+];
+
+fn counters() -> String {
+    let out = Command::new("nstat")
+        .args(["-az"])
+        .args(COUNTERS)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let name = f.next()?.strip_prefix("TcpExt")?;
+            let v: u64 = f.next()?.parse().ok()?;
+            (v > 0).then(|| format!("{name} {v}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn run_method(method: &str, a: &Args) -> Run {
@@ -340,6 +373,7 @@ fn run_method(method: &str, a: &Args) -> Run {
         method: method.into(),
         samples,
         windows,
+        counters: counters(),
     }
 }
 
@@ -399,6 +433,20 @@ fn table(runs: &[Run], rate: u32) -> String {
     t += &format!(
         "\nOffered load: {rate} new connections/s, open loop, one request per connection.\n"
     );
+    // The kernel's counters, per method.
+    t += "\nKernel counters (nstat, the method's own netns, non-zero only):\n";
+    for r in runs {
+        t += &format!(
+            "{}: {}.\n",
+            r.method,
+            if r.counters.is_empty() {
+                "none"
+            } else {
+                &r.counters
+            }
+        );
+    }
+    t += "\nFailures by error:\n";
     // Which errors the failures were, so that no class hides a cause.
     for r in runs {
         let mut by: std::collections::BTreeMap<(String, i32), usize> = Default::default();
