@@ -12,7 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use plugctl::hold::{Hold, PlugQdisc};
 use plugctl::kernel::{Kernel, NetlinkKernel};
+use plugctl::tree::{PLUG, PLUG_PARENT, PRIO};
 use plugctl::{Config, Controller};
 use plugctl_netlink::frame::split;
 use plugctl_netlink::nft::{self, MarkRule, Ruleset};
@@ -23,16 +25,7 @@ fn build_and_parse(c: &mut Criterion) {
     let mut g = c.benchmark_group("wire");
     let release = QdiscKind::Plug(Some(PlugOptions::action(PlugAction::ReleaseIndefinite)));
     g.bench_function("build plug change", |b| {
-        b.iter(|| {
-            tc::new_qdisc(
-                1,
-                Handle::new(1, 4),
-                Handle::new(0x40, 0),
-                &release,
-                Write::Change,
-                7,
-            )
-        })
+        b.iter(|| tc::new_qdisc(1, PLUG_PARENT, PLUG, &release, Write::Change, 7))
     });
     let rules = [MarkRule {
         addr: "169.254.255.254".parse().unwrap(),
@@ -45,14 +38,13 @@ fn build_and_parse(c: &mut Criterion) {
     // A plug dump entry as the kernel sends it (netlink-reference.md §2.7).
     let entry = tc::new_qdisc(
         1,
-        Handle::new(1, 4),
-        Handle::new(0x40, 0),
+        PLUG_PARENT,
+        PLUG,
         &QdiscKind::Plug(None),
         Write::Create,
         1,
     );
-    let msg = split(&entry).unwrap().remove(0);
-    let mut msg = msg;
+    let mut msg = split(&entry).unwrap().remove(0);
     msg.ty = tc::RTM_NEWQDISC;
     g.bench_function("parse qdisc dump entry", |b| {
         b.iter(|| tc::parse_qdisc(&msg))
@@ -113,19 +105,11 @@ fn yelp_setup() {
     yelp_mark_rule("-I");
 }
 
-/// Yelp's plug change: `nl-qdisc-add ... --update plug ACTION`.
+/// Yelp's plug change, `nl-qdisc-add` with these arguments and an ACTION.
+const YELP_PLUG: [&str; 5] = ["--dev=lo", "--parent=1:4", "--id=40:", "--update", "plug"];
+
 fn yelp_plug(action: &str) {
-    run(
-        "nl-qdisc-add",
-        &[
-            "--dev=lo",
-            "--parent=1:4",
-            "--id=40:",
-            "--update",
-            "plug",
-            action,
-        ],
-    );
+    run("nl-qdisc-add", &[&YELP_PLUG[..], &[action]].concat());
 }
 
 /// Yelp's marking rule, inserted (`-I`) or deleted (`-D`).
@@ -169,8 +153,8 @@ fn kernel(c: &mut Criterion) {
             let seq = sock.next_seq();
             let msg = tc::new_qdisc(
                 ifindex,
-                Handle::new(1, 4),
-                Handle::new(0x40, 0),
+                PLUG_PARENT,
+                PLUG,
                 &QdiscKind::Plug(None),
                 Write::Change,
                 seq,
@@ -178,26 +162,12 @@ fn kernel(c: &mut Criterion) {
             sock.request(&msg, seq).unwrap();
         })
     });
-    let buffer = QdiscKind::Plug(Some(PlugOptions::action(PlugAction::Buffer)));
-    let release = QdiscKind::Plug(Some(PlugOptions::action(PlugAction::ReleaseIndefinite)));
+    // Exactly what `plugctl plug` and `plugctl release` send.
+    let mut plug = PlugQdisc::new(&mut k, ifindex);
     g.bench_function("plugctl: buffer + release over a held socket", |b| {
         b.iter(|| {
-            k.new_qdisc(
-                ifindex,
-                Handle::new(1, 4),
-                Handle::new(0x40, 0),
-                &buffer,
-                Write::Change,
-            )
-            .unwrap();
-            k.new_qdisc(
-                ifindex,
-                Handle::new(1, 4),
-                Handle::new(0x40, 0),
-                &release,
-                Write::Change,
-            )
-            .unwrap();
+            plug.close().unwrap();
+            plug.open().unwrap();
         })
     });
     // Attribution: two real changes that wake no queue. BUFFER while already
@@ -207,61 +177,26 @@ fn kernel(c: &mut Criterion) {
     // kernel's queue wake-up (NET_TX softirq over prio's bands).
     g.bench_function("two changes that wake no queue (buffer, buffer)", |b| {
         b.iter(|| {
-            for _ in 0..2 {
-                k.new_qdisc(
-                    ifindex,
-                    Handle::new(1, 4),
-                    Handle::new(0x40, 0),
-                    &buffer,
-                    Write::Change,
-                )
-                .unwrap();
-            }
+            plug.close().unwrap();
+            plug.close().unwrap();
         })
     });
-    k.new_qdisc(
-        ifindex,
-        Handle::new(1, 4),
-        Handle::new(0x40, 0),
-        &release,
-        Write::Change,
-    )
-    .unwrap();
+    plug.open().unwrap();
+    let tc_plug = |action| {
+        let args = [
+            "qdisc", "change", "dev", "lo", "parent", "1:4", "handle", "40:", "plug",
+        ];
+        run("tc", &[&args[..], &[action]].concat());
+    };
     g.bench_function("tc qdisc change x2 (spawned)", |b| {
         b.iter(|| {
-            run(
-                "tc",
-                &[
-                    "qdisc", "change", "dev", "lo", "parent", "1:4", "handle", "40:", "plug",
-                    "block",
-                ],
-            );
-            run(
-                "tc",
-                &[
-                    "qdisc",
-                    "change",
-                    "dev",
-                    "lo",
-                    "parent",
-                    "1:4",
-                    "handle",
-                    "40:",
-                    "plug",
-                    "release_indefinite",
-                ],
-            );
+            tc_plug("block");
+            tc_plug("release_indefinite");
         })
     });
     let nl_ok = Command::new("nl-qdisc-add")
-        .args([
-            "--dev=lo",
-            "--parent=1:4",
-            "--id=40:",
-            "--update",
-            "plug",
-            "--release-indefinite",
-        ])
+        .args(YELP_PLUG)
+        .arg("--release-indefinite")
         .status()
         .is_ok_and(|s| s.success());
     if nl_ok {
@@ -356,8 +291,7 @@ fn steady_state(c: &mut Criterion, ctl: &mut Controller) {
         if tc_half || nft_half {
             ctl.setup(false).unwrap();
             if !tc_half {
-                k.del_qdisc(ifindex, Handle::ROOT, Handle::new(1, 0))
-                    .unwrap();
+                k.del_qdisc(ifindex, Handle::ROOT, PRIO).unwrap();
             }
             if !nft_half {
                 k.nft_delete(&ctl.config().table).unwrap();

@@ -11,15 +11,7 @@ ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=tests/vm/lib.sh
 source tests/vm/lib.sh
-vm=0
-kernel=6.1
-while (($#)); do
-    case $1 in
-        --vm) vm=1; shift ;;
-        --kernel) kernel=${2:?}; vm=1; shift 2 ;;
-        *) echo "usage: benches/run.sh [--vm] [--kernel 6.1|6.12]" >&2; exit 2 ;;
-    esac
-done
+parse_where_args "benches/run.sh [--vm] [--kernel 6.1|6.12]" "$@"
 
 bin=$(cargo_exe netlink bench --bench netlink 2>/dev/null)
 [[ -x $bin ]] || { echo "benches/run.sh: could not build the benchmark" >&2; exit 1; }
@@ -29,23 +21,14 @@ out="$ROOT/target/bench-results"
 mkdir -p "$out"
 export CRITERION_HOME="$out/criterion"
 
-
-# Inside the VM: Debian 12's libnl looks for its tc plugins under libnl/,
-# installed under libnl-3/ (netlink-reference.md trip-up 15). The guest's
-# /usr is a throw-away overlay, so the fix never reaches the host.
-guest_script='
-set -e
-[ -e /usr/lib/x86_64-linux-gnu/libnl ] || ln -s libnl-3 /usr/lib/x86_64-linux-gnu/libnl
-exec "$@"'
-
-if ((vm == 0)) && kernel_has_plug; then
+if run_natively; then
     echo "# native run (this kernel has the modules)"
     "$bin" --bench --noplot
 else
-    echo "# VM run on Debian $kernel (TCG: absolute times are 25-90x native; ratios still compare)"
+    echo "# VM run on Debian $KERNEL (TCG: absolute times are 25-90x native; ratios still compare)"
     tests/vm/install-deps.sh iptables >/dev/null
-    tests/vm/run.sh --kernel "$kernel" --cpus 1 --timeout 1800 --rwdir "$out" --env CRITERION_HOME -- \
-        bash -c "$guest_script" guest "$bin" --bench --noplot
+    tests/vm/run.sh --kernel "$KERNEL" --cpus 1 --timeout 1800 --rwdir "$out" --env CRITERION_HOME -- \
+        bash -c "$LIBNL_FIX; exec \"\$@\"" guest "$bin" --bench --noplot
 fi
 
 python3 - "$CRITERION_HOME" <<'PY'

@@ -24,6 +24,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const LB: &str = "169.254.255.254";
 const PORT: u16 = 8080;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Yelp's plug change: `nl-qdisc-add` with these arguments and an action.
+const YELP_PLUG: [&str; 5] = ["--dev=lo", "--parent=1:4", "--id=40:", "--update", "plug"];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Outcome {
@@ -128,8 +130,17 @@ fn haproxy_cfg(dir: &str, seamless: bool) -> String {
     )
 }
 
+/// A shell loop that returns once something listens on the LB port.
+fn wait_listening() -> String {
+    format!("while ! ss -Hltn 'sport = :{PORT}' | grep -q {PORT}; do sleep 0.01; done")
+}
+
 /// The reload command of a method, as a bash script.
 fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
+    // The SYN-drop trick: new SYNs to the port are dropped while it runs.
+    let drop_syns = |op| format!("iptables {op} INPUT -p tcp --dport {PORT} --syn -j DROP");
+    let (drop, undrop) = (drop_syns("-I"), drop_syns("-D"));
+    let yelp_plug = |action| format!("nl-qdisc-add {} {action}", YELP_PLUG.join(" "));
     let hap = format!("haproxy -f {dir}/h.cfg -p {dir}/h.pid -D");
     let sf = format!("-sf $(cat {dir}/h.pid)");
     let st = format!("--state-dir {dir}/state --port {PORT}");
@@ -139,21 +150,20 @@ fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
     match method {
         "naive" | "sysctl" => format!("{hap} {sf}"),
         // max-hold is generous: under TCG HAProxy takes seconds to start.
-        "plugctl" => format!("{plugctl} {st} reload --wait-listen {LB}:{PORT} --max-hold 30s -- {hap} {sf}"),
+        "plugctl" => {
+            format!("{plugctl} {st} reload --wait-listen {LB}:{PORT} --max-hold 30s -- {hap} {sf}")
+        }
         "yelp" => format!(
-            "nl-qdisc-add --dev=lo --parent=1:4 --id=40: --update plug --buffer; {hap} {sf}; sleep 0.010; \
-             nl-qdisc-add --dev=lo --parent=1:4 --id=40: --update plug --release-indefinite"
+            "{}; {hap} {sf}; sleep 0.010; {}",
+            yelp_plug("--buffer"),
+            yelp_plug("--release-indefinite")
         ),
-        "syn-drop" => format!(
-            "iptables -I INPUT -p tcp --dport {PORT} --syn -j DROP; sleep 0.2; {hap} {sf}; \
-             iptables -D INPUT -p tcp --dport {PORT} --syn -j DROP"
-        ),
+        "syn-drop" => format!("{drop}; sleep 0.2; {hap} {sf}; {undrop}"),
         "seamless" => format!("{hap} -x {dir}/admin.sock {sf}"),
         "cold" | "cold+sysctl" => cold,
         "cold+syn-drop" => format!(
-            "iptables -I INPUT -p tcp --dport {PORT} --syn -j DROP; kill $(cat {dir}/h.pid); sleep 0.3; {hap}; \
-             while ! ss -Hltn 'sport = :{PORT}' | grep -q {PORT}; do sleep 0.01; done; \
-             iptables -D INPUT -p tcp --dport {PORT} --syn -j DROP"
+            "{drop}; kill $(cat {dir}/h.pid); sleep 0.3; {hap}; {}; {undrop}",
+            wait_listening()
         ),
         "cold+plugctl" => format!(
             "{plugctl} {st} reload --wait-listen {LB}:{PORT} --max-hold 30s -- bash -c '{}'",
@@ -183,19 +193,18 @@ fn prepare(method: &str, dir: &str, plugctl: &str) {
         ));
     }
     if method == "yelp" {
-        must(
+        must(&format!(
             "tc qdisc add dev lo root handle 1: prio bands 4 && \
-             for b in 1 2 3; do tc qdisc add dev lo parent 1:$b handle ${b}0: pfifo; done && \
+             for b in 1 2 3; do tc qdisc add dev lo parent 1:$b handle ${{b}}0: pfifo; done && \
              nl-qdisc-add --dev=lo --parent=1:4 --id=40: plug --limit=1048576 >/dev/null && \
-             nl-qdisc-add --dev=lo --parent=1:4 --id=40: --update plug --release-indefinite >/dev/null && \
+             nl-qdisc-add {} --release-indefinite >/dev/null && \
              tc filter add dev lo protocol ip parent 1:0 prio 1 handle 1 fw classid 1:4 && \
              iptables -t mangle -I OUTPUT -p tcp -s 169.254.255.254 --syn -j MARK --set-mark 1 >/dev/null",
-        );
+            YELP_PLUG.join(" ")
+        ));
     }
     must(&format!("haproxy -f {dir}/h.cfg -p {dir}/h.pid -D"));
-    must(&format!(
-        "while ! ss -Hltn 'sport = :{PORT}' | grep -q {PORT}; do sleep 0.05; done"
-    ));
+    must(&wait_listening());
 }
 
 async fn one(addr: SocketAddr, t0: Instant) -> Sample {
@@ -353,9 +362,7 @@ fn run_method(method: &str, a: &Args) -> Run {
         if method.starts_with("cold") && !method.contains("plugctl") && !method.contains("syn-drop")
         {
             // The restart returns at once; the window ends when something listens again.
-            must(&format!(
-                "while ! ss -Hltn 'sport = :{PORT}' | grep -q {PORT}; do sleep 0.01; done"
-            ));
+            must(&wait_listening());
         }
         windows.push((s, t0.elapsed().as_secs_f64()));
         if !ok {

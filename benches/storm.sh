@@ -17,36 +17,22 @@ ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=tests/vm/lib.sh
 source tests/vm/lib.sh
-vm=0
-kernel=6.1
-pass=()
-while (($#)); do
-    case $1 in
-        --vm) vm=1; shift ;;
-        --kernel) kernel=${2:?}; vm=1; shift 2 ;;
-        *) pass+=("$1"); shift ;;
-    esac
-done
+parse_where_args "" "$@"
 
 tests/vm/install-deps.sh iptables >/dev/null
 cargo build --release --quiet
 bin=$(cargo_exe storm bench --bench storm 2>/dev/null)
 out="$ROOT/target/storm"
 mkdir -p "$out"
-args=(--plugctl "$ROOT/target/release/plugctl" --out "$out" "${pass[@]}")
+args=(--plugctl "$ROOT/target/release/plugctl" --out "$out" "${REST[@]}")
 
-# Debian 12's libnl looks for its tc plugins under libnl/ but installs them
-# under libnl-3/ (netlink-reference.md trip-up 15); Yelp's method needs them.
-libnl_fix='[ -e /usr/lib/x86_64-linux-gnu/libnl ] || ln -s libnl-3 /usr/lib/x86_64-linux-gnu/libnl'
-
-if ((vm == 0)) && kernel_has_plug; then
-    echo "# native run"
-    bash -c "$libnl_fix"
+if run_natively; then
+    echo "# native run; for Yelp's method: $LIBNL_FIX"
+    bash -c "$LIBNL_FIX"
     "$bin" "${args[@]}"
 else
-    echo "# VM run on Debian $kernel (TCG)"
-    # The guest's /usr is a throw-away overlay: the libnl fix stays in the VM.
-    tests/vm/run.sh --kernel "$kernel" --cpus 2 --memory 2G --timeout 5400 --rwdir "$out" -- \
-        bash -c "$libnl_fix; exec \"\$@\"" storm "$bin" "${args[@]}"
+    echo "# VM run on Debian $KERNEL (TCG)"
+    tests/vm/run.sh --kernel "$KERNEL" --cpus 2 --memory 2G --timeout 5400 --rwdir "$out" -- \
+        bash -c "$LIBNL_FIX; exec \"\$@\"" storm "$bin" "${args[@]}"
 fi
 echo "# wrote $out/table.md, $out/latency.svg, $out/samples.csv"

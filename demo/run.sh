@@ -12,24 +12,15 @@ ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=tests/vm/lib.sh
 source tests/vm/lib.sh
-force_vm=0
-kernel=6.1
-while (($#)); do
-    case $1 in
-        --vm) force_vm=1; shift ;;
-        --kernel) kernel=${2:?}; force_vm=1; shift 2 ;;
-        *) echo "usage: demo/run.sh [--vm] [--kernel 6.1|6.12]" >&2; exit 2 ;;
-    esac
-done
+parse_where_args "demo/run.sh [--vm] [--kernel 6.1|6.12]" "$@"
 
 cargo build --release --quiet
 export PLUGCTL="$ROOT/target/release/plugctl"
 
-
-if ((force_vm == 0)) && kernel_has_plug; then
+if run_natively; then
     echo "# this kernel has sch_prio, sch_plug and cls_fw: running natively in a private netns"
     exec unshare --net -- bash "$ROOT/demo/scenario.sh"
 fi
-echo "# running in a VM on Debian's $kernel kernel (this kernel lacks sch_prio/sch_plug/cls_fw, or --vm)"
+echo "# running in a VM on Debian's $KERNEL kernel (this kernel lacks sch_prio/sch_plug/cls_fw, or --vm)"
 tests/vm/install-deps.sh >/dev/null
-exec tests/vm/run.sh --kernel "$kernel" --env PLUGCTL -- unshare --net -- bash "$ROOT/demo/scenario.sh"
+exec tests/vm/run.sh --kernel "$KERNEL" --env PLUGCTL -- unshare --net -- bash "$ROOT/demo/scenario.sh"

@@ -672,8 +672,22 @@ fn connects_during(port: u16, every: Duration, until: impl Fn() -> bool) -> (u32
     (ok, failed)
 }
 
-fn reload_json(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// A shell command that runs the listener (arguments as for LISTENER_PY).
+fn listener_sh(port: u16, delay: f64, life: f64, reuse: bool) -> String {
+    format!(
+        "{} -c '{}' 169.254.255.254 {port} {delay} {life} {}",
+        python(),
+        LISTENER_PY.replace('\'', "'\\''"),
+        u8::from(reuse)
+    )
+}
+
+/// Wait for a `reload --json` and return its output and JSON record.
+fn reload_json(reload: std::process::Child, label: &str) -> (std::process::Output, String) {
+    let out = reload.wait_with_output().unwrap();
+    let json = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{label}: {json}");
+    (out, json)
 }
 
 fn json_f64(json: &str, key: &str) -> f64 {
@@ -696,9 +710,8 @@ fn wait_listen_cold_restart_holds_until_the_new_listener_is_up() {
     // The restart command returns at once; the old process exits a moment
     // later; nothing listens for ~0.6 s; then the new listener appears.
     let script = format!(
-        "(sleep 0.2; kill {old_pid}; exec {} -c '{}' 169.254.255.254 8080 0.6 30 0) >/dev/null 2>&1 &",
-        python(),
-        LISTENER_PY.replace('\'', "'\\''")
+        "(sleep 0.2; kill {old_pid}; exec {}) >/dev/null 2>&1 &",
+        listener_sh(8080, 0.6, 30.0, false)
     );
     let reload = spawn_reload(
         &p,
@@ -713,10 +726,8 @@ fn wait_listen_cold_restart_holds_until_the_new_listener_is_up() {
                 done.load(std::sync::atomic::Ordering::SeqCst)
             })
         });
-        let out = reload.wait_with_output().unwrap();
+        let (out, json) = reload_json(reload, "cold restart");
         done.store(true, std::sync::atomic::Ordering::SeqCst);
-        let json = reload_json(&out);
-        println!("cold restart: {json}");
         assert!(
             out.status.success(),
             "{}",
@@ -748,11 +759,10 @@ fn wait_listen_hand_over_waits_for_the_old_listener_to_close() {
     // New listener binds beside the old (SO_REUSEPORT) and the command
     // returns; the old one closes 300 ms later.
     let script = format!(
-        "{py} -c '{l}' 169.254.255.254 8081 0 30 1 >/dev/null 2>&1 & \
+        "{} >/dev/null 2>&1 & \
          while ! ss -Hltn 'sport = :8081' | grep -c 8081 | grep -q 2; do sleep 0.01; done; \
          (sleep 0.3; kill {old_pid}) >/dev/null 2>&1 &",
-        py = python(),
-        l = LISTENER_PY.replace('\'', "'\\''")
+        listener_sh(8081, 0.0, 30.0, true)
     );
     let reload = spawn_reload(
         &p,
@@ -766,9 +776,7 @@ fn wait_listen_hand_over_waits_for_the_old_listener_to_close() {
         &["sh", "-c", &script],
     );
     wait_plugged(&p);
-    let out = reload.wait_with_output().unwrap();
-    let json = reload_json(&out);
-    println!("hand-over: {json}");
+    let (out, json) = reload_json(reload, "hand-over");
     assert!(
         out.status.success(),
         "{}",
@@ -789,22 +797,17 @@ fn wait_listen_stale_old_listener_is_released_at_max_hold_and_named() {
     p.ok(&["setup"]);
     let mut old = start_listener(8082, 0.0, 0.0, true);
     let inode_line = sh("ss -Hltne 'sport = :8082'");
-    let script = format!(
-        "{} -c '{}' 169.254.255.254 8082 0 30 1 >/dev/null 2>&1 &",
-        python(),
-        LISTENER_PY.replace('\'', "'\\''")
-    );
+    let script = format!("{} >/dev/null 2>&1 &", listener_sh(8082, 0.0, 30.0, true));
     let started = Instant::now();
     let reload = spawn_reload(
         &p,
         &["--wait-listen", "8082", "--max-hold", "2s", "--json"],
         &["sh", "-c", &script],
     );
-    let out = reload.wait_with_output().unwrap();
+    let (out, json) = reload_json(reload, "stale");
     let took = started.elapsed();
-    let json = reload_json(&out);
     let err = String::from_utf8_lossy(&out.stderr);
-    println!("stale: {json}\n{err}\n{inode_line}");
+    println!("{err}\n{inode_line}");
     assert!(json.contains("\"max_hold_reached\":true"), "{json}");
     assert!(took >= Duration::from_millis(1900), "{took:?}");
     assert!(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the VM test lab (tests/vm/*.sh) needs on a Debian 12 host:
-# qemu-system-x86, busybox-static, kmod, iproute2, nftables, libnl-utils from apt
+# qemu-system-x86, busybox-static, kmod, iproute2, nftables, libnl-utils, and
+# for the kernel tests haproxy, python3, procps, util-linux, from apt
 # (only the missing ones; `apt-get update` runs only if something is missing)
 # and virtme-ng (command `vng`) from PyPI when `vng` is not on PATH.
 # Extra apt package names given as arguments are installed too.
@@ -15,7 +16,6 @@ export DEBIAN_FRONTEND=noninteractive
 # udevd and systemd-tmpfiles on PATH).
 VIRTME_NG_VERSION=${VIRTME_NG_VERSION:-1.42}
 
-# haproxy, python3 and procps (pkill) are used by the kernel tests themselves.
 APT_PKGS=(qemu-system-x86 busybox-static kmod iproute2 nftables libnl-utils haproxy python3 procps util-linux)
 # Callers may name more (the benchmarks add iptables for Yelp's method and
 # the SYN-drop trick): install-deps.sh [EXTRA-APT-PACKAGE...]
