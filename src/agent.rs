@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::holders::Holder;
+use crate::controller::new_holder_id;
 use crate::watchdog::{self, Watchdog};
 use crate::{Changes, Config, Controller, Error, HoldId, HoldStats, Status};
 
@@ -84,12 +84,13 @@ impl Agent {
                 what: "holding connections".into(),
             });
         }
-        let holder = Holder::this_process(what);
+        let id = new_holder_id();
+        let what = what.to_string();
         let program = self.watchdog_program.clone();
         let (id, watchdog) = self
             .blocking(move |c| {
-                let dog = Watchdog::spawn(&program, c.config(), &holder.id)?;
-                match c.hold_as(holder) {
+                let dog = Watchdog::spawn(&program, c.config(), &id)?;
+                match c.hold_as(id, &what) {
                     Ok(id) => Ok((id, dog)),
                     Err(e) => {
                         dog.disarm();
@@ -146,7 +147,7 @@ fn release_now(
     let Some(id) = id else {
         return Ok(HoldStats::default());
     };
-    let r = locked(ctl).unhold(&id);
+    let r = locked(ctl).unhold(id);
     match (&r, dog) {
         // Released: stand the watchdog down.
         (Ok(_), Some(d)) => d.disarm(),

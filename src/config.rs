@@ -131,8 +131,22 @@ impl Config {
         if self.max_hold.is_zero() || self.max_hold > std::time::Duration::from_secs(600) {
             return bad("max_hold must be between 1ms and 10min");
         }
+        if self.settle > std::time::Duration::from_secs(600) {
+            return bad("settle must be at most 10min");
+        }
         if self.table.is_empty() || self.table.len() > 255 {
             return bad("table must be a non-empty name");
+        }
+        if !self.state_dir.is_absolute() {
+            return bad("state_dir must be an absolute path");
+        }
+        if self.state_dir.components().any(|c| {
+            matches!(
+                c,
+                std::path::Component::ParentDir | std::path::Component::CurDir
+            )
+        }) {
+            return bad("state_dir must not contain `.` or `..`");
         }
         Ok(())
     }
@@ -162,6 +176,13 @@ mod tests {
         assert!(Config::from_toml("devcie = \"lo\"").is_err());
         assert!(Config::from_toml("addresses = [\"not-an-ip\"]").is_err());
         let c = Config::from_toml("mark = 0").unwrap();
+        assert!(c.validate().is_err());
+        for dir in ["", "run/plugctl", "./x", "/run/../tmp"] {
+            let c = Config::from_toml(&format!("state_dir = {dir:?}")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("state_dir"), "{dir:?}: {e}");
+        }
+        let c = Config::from_toml("max_hold = \"11min\"").unwrap();
         assert!(c.validate().is_err());
         let c = Config::from_toml("addresses = [\"fd00::1\", \"10.0.0.1\"]\nports = [80, 443]")
             .unwrap();

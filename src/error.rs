@@ -4,14 +4,18 @@
 use plugctl_netlink::{Error as NlError, KernelError};
 
 use crate::config::ConfigError;
+use crate::state::StateError;
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The configuration or a flag is unusable.
+    /// The configuration file is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A command-line flag is unusable.
+    #[error("{0}")]
+    Usage(String),
     /// The caller lacks CAP_NET_ADMIN.
     #[error("permission denied: {what} needs CAP_NET_ADMIN (run as root)")]
     Permission {
@@ -42,11 +46,15 @@ pub enum Error {
         /// What is missing.
         missing: String,
     },
-    /// The plug state file could not be read or written.
-    #[error("state file {path}: {source}")]
-    State {
-        /// The file.
-        path: std::path::PathBuf,
+    /// The state directory or record could not be used.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The system refused something plugctl needs to run safely (signal
+    /// handlers, its runtime, the watchdog process).
+    #[error("{what}: {source}")]
+    Os {
+        /// What plugctl was setting up.
+        what: String,
         /// Why.
         source: std::io::Error,
     },
@@ -64,7 +72,7 @@ pub enum Error {
     /// `--strict` and the plug could not be closed: the command was not run.
     #[error("not running the command (--strict): the plug could not be closed: {0}")]
     Strict(Box<Error>),
-    /// The user named by `--user` does not exist, or privileges could not be dropped.
+    /// The user or group named by `--user` does not exist.
     #[error("{0}")]
     User(String),
     /// Any other netlink failure.
@@ -77,22 +85,97 @@ pub enum Error {
     },
 }
 
+/// Every exit code plugctl ends with, and what it means: `--help` and the
+/// README's table are checked against this list.
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (
+        0,
+        "success (status: the tree is complete and the plug not left closed)",
+    ),
+    (1, "a netlink request failed"),
+    (
+        2,
+        "bad command line (an unknown flag, or a flag value out of range)",
+    ),
+    (3, "bad configuration file"),
+    (4, "permission denied (needs CAP_NET_ADMIN)"),
+    (
+        5,
+        "the kernel lacks a needed module (sch_prio, sch_plug, cls_fw, nf_tables)",
+    ),
+    (6, "no such device"),
+    (
+        7,
+        "a qdisc or filter that is not plugctl's is in the way (setup --force replaces it)",
+    ),
+    (8, "the tree is not set up (plug, release)"),
+    (9, "the state record could not be read or written"),
+    (10, "status: the tree is missing"),
+    (11, "status: the tree differs from the configuration"),
+    (
+        12,
+        "release: another holder (a running reload) holds the plug",
+    ),
+    (
+        13,
+        "reload --strict: the plug could not be closed; the command was not run",
+    ),
+    (14, "reload --user: no such user or group"),
+    (
+        15,
+        "status: the plug is closed but its holder is gone (run `plugctl release`)",
+    ),
+    (
+        16,
+        "the state directory is unsafe (not the caller's, writable by others, a symlink)",
+    ),
+    (
+        17,
+        "status: the state record is unreadable; the plug may be closed (run `plugctl release`)",
+    ),
+    (
+        18,
+        "the state lock was held by another process too long (plug, setup)",
+    ),
+    (
+        19,
+        "the system refused a resource plugctl needs (signals, runtime, watchdog)",
+    ),
+    (126, "reload: the command could not be executed"),
+    (127, "reload: the command was not found"),
+];
+
+/// The `Exit codes:` section of `--help`, from [`EXIT_CODES`].
+pub fn exit_codes_help() -> String {
+    let mut s = String::from("Exit codes:\n");
+    for (code, what) in EXIT_CODES {
+        s.push_str(&format!("  {code:<3} {what}\n"));
+    }
+    s.push_str(
+        "  reload otherwise exits with the command's own exit code (128+N if killed by signal N)",
+    );
+    s
+}
+
 impl Error {
-    /// The process exit code for this error (documented in `--help` and the
-    /// README). 2 is clap's usage error.
+    /// The process exit code for this error (see [`EXIT_CODES`]).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Netlink { .. } => 1,
+            Error::Usage(_) => 2,
             Error::Config(_) => 3,
             Error::Permission { .. } => 4,
             Error::MissingKernelFeature { .. } => 5,
             Error::NoDevice(_) => 6,
             Error::Conflict(_) => 7,
             Error::NotSetUp { .. } => 8,
-            Error::State { .. } => 9,
+            Error::State(StateError::UnsafeDir { .. }) => 16,
+            Error::State(StateError::LockTimeout { .. }) => 18,
+            Error::State(_) => 9,
             Error::Held(_) => 12,
             Error::Strict(_) => 13,
             Error::User(_) => 14,
+            Error::Os { .. } => 19,
             Error::CommandStart { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 127
             }

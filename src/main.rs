@@ -5,36 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use plugctl::report;
 use plugctl::{tree, Config, Controller, Error};
-
-const EXIT_CODES: &str = "\
-Exit codes:
-  0   success (status: the tree is complete)
-  1   a netlink request failed
-  2   bad command line
-  3   bad configuration
-  4   permission denied (needs CAP_NET_ADMIN)
-  5   the kernel lacks a needed module (sch_prio, sch_plug, cls_fw, nf_tables)
-  6   no such device
-  7   a qdisc or filter that is not plugctl's is in the way (setup --force replaces it)
-  8   the tree is not set up (plug, release)
-  9   the state file could not be written
-  10  status: the tree is missing
-  11  status: the tree differs from the configuration
-  12  release: another holder (a running reload) holds the plug
-  13  reload --strict: the plug could not be closed; the command was not run
-  14  reload --user: no such user or group
-  15  status: the plug is closed but its holder is gone (run `plugctl release`)
-  126 reload: the command could not be executed
-  127 reload: the command was not found
-  reload otherwise exits with the command's own exit code (128+N if killed by signal N)";
 
 /// Hold new connections to a load balancer while it reloads, so a reload
 /// loses none: SYNs to the balancer's addresses are marked by an nf_tables
 /// rule, steered by an fw filter into a tc plug qdisc, and held there while
 /// the plug is closed.
 #[derive(Debug, Parser)]
-#[command(version, after_help = EXIT_CODES)]
+#[command(version, after_help = plugctl::error::exit_codes_help())]
 struct Cli {
     /// Configuration file [default: /etc/plugctl/plugctl.toml if it exists]
     #[arg(long, short = 'c', global = true, value_name = "PATH")]
@@ -133,8 +112,12 @@ enum Command {
 }
 
 impl Cli {
+    /// The configuration file's values, overridden by the flags. A value
+    /// out of range is the file's fault (exit 3) if the file alone has it,
+    /// else the flag's (exit 2).
     fn config(&self) -> Result<Config, Error> {
-        let mut cfg = Config::load(self.config.as_deref())?;
+        let file = Config::load(self.config.as_deref())?;
+        let mut cfg = file.clone();
         if let Some(d) = &self.device {
             cfg.device = d.clone();
         }
@@ -153,9 +136,50 @@ impl Cli {
         if let Some(s) = &self.state_dir {
             cfg.state_dir = s.clone();
         }
-        cfg.validate()?;
-        Ok(cfg)
+        if let Command::Reload {
+            max_hold,
+            settle,
+            wait_listen,
+            ..
+        } = &self.command
+        {
+            if let Some(m) = max_hold {
+                cfg.max_hold = *m;
+            }
+            if let Some(s) = settle {
+                cfg.settle = *s;
+            }
+            if !wait_listen.is_empty() {
+                cfg.wait_listen = wait_listen.clone();
+            }
+        }
+        match cfg.validate() {
+            Ok(()) => Ok(cfg),
+            Err(e) if file.validate().is_err() => Err(e.into()),
+            Err(e) => Err(Error::Usage(format!(
+                "invalid flag value: {}",
+                e.to_string().trim_start_matches("invalid config: ")
+            ))),
+        }
     }
+}
+
+/// Append `line` to the record file at `path`: created mode 0644, never
+/// through a symlink, never into a FIFO or device.
+fn append_record(path: &std::path::Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let ft = f.metadata()?.file_type();
+    if !ft.is_file() || ft.is_fifo() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    f.write_all(format!("{line}\n").as_bytes())
 }
 
 fn run(cli: &Cli) -> Result<i32, Error> {
@@ -175,95 +199,93 @@ fn run(cli: &Cli) -> Result<i32, Error> {
     }
     match &cli.command {
         Command::Setup { dry_run: true, .. } => {
-            tree::commands(&cfg).iter().for_each(|c| println!("{c}"));
+            tree::commands(&cfg).iter().for_each(|c| {
+                report::out(c);
+            });
             Ok(0)
         }
         Command::Teardown { dry_run: true } => {
-            tree::teardown_commands(&cfg)
-                .iter()
-                .for_each(|c| println!("{c}"));
+            tree::teardown_commands(&cfg).iter().for_each(|c| {
+                report::out(c);
+            });
             Ok(0)
         }
         Command::Setup { force, .. } => {
             let changes = Controller::new(cfg)?.setup(*force)?;
-            println!("{changes}");
+            report::out(&changes.to_string());
             Ok(0)
         }
         Command::Teardown { .. } => {
             let changes = Controller::new(cfg)?.teardown()?;
-            println!("{changes}");
+            report::out(&changes.to_string());
             Ok(0)
         }
         Command::Plug => {
             Controller::new(cfg)?.plug()?;
-            println!("plug closed: new connections are held until `plugctl release`");
+            report::out("plug closed: new connections are held until `plugctl release`");
             Ok(0)
         }
         Command::Release { force } => {
             let s = Controller::new(cfg)?.release(*force)?;
-            println!(
+            if let Some(why) = &s.unrecorded {
+                report::warning(&format!("released the plug without recording it: {why}"));
+            }
+            report::out(&format!(
                 "plug released ({} packets were held, {} dropped)",
                 s.packets, s.drops
-            );
+            ));
             Ok(0)
         }
         Command::Reload {
-            max_hold,
             strict,
             user,
             json,
             record,
             command,
-            wait_listen,
-            settle,
+            ..
         } => {
             let opts = plugctl::reload::ReloadOptions {
-                max_hold: max_hold.unwrap_or(cfg.max_hold),
+                max_hold: cfg.max_hold,
                 strict: *strict,
                 user: user
                     .as_deref()
                     .map(plugctl::reload::RunAs::parse)
                     .transpose()?,
-                wait_listen: if wait_listen.is_empty() {
-                    cfg.wait_listen.clone()
-                } else {
-                    wait_listen.clone()
-                },
-                settle: settle.unwrap_or(cfg.settle),
+                wait_listen: cfg.wait_listen.clone(),
+                settle: cfg.settle,
             };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| Error::User(format!("starting the runtime: {e}")))?;
+                .map_err(|source| Error::Os {
+                    what: "starting the runtime".into(),
+                    source,
+                })?;
             let rec = rt.block_on(async {
                 let agent = plugctl::agent::Agent::new(cfg)?;
                 plugctl::reload::reload(&agent, command, &opts).await
             })?;
             let line = serde_json::to_string(&rec).unwrap_or_default();
-            if *json {
-                println!("{line}");
-            } else {
-                eprintln!("{}", rec.summary());
-            }
+            // The record file first: it must not depend on a terminal
+            // that may be gone.
             if let Some(path) = record {
-                use std::io::Write;
-                let r = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .and_then(|mut f| writeln!(f, "{line}"));
-                if let Err(e) = r {
-                    eprintln!("plugctl: warning: cannot append to {}: {e}", path.display());
+                if let Err(e) = append_record(path, &line) {
+                    report::warning(&format!("cannot append to {}: {e}", path.display()));
                 }
+            }
+            if *json {
+                report::out(&line);
+            } else {
+                report::err_line(&rec.summary());
             }
             Ok(rec.exit_code())
         }
         Command::Status { json } => {
             let status = Controller::new(cfg)?.status()?;
             if *json {
-                println!("{}", serde_json::to_string(&status).unwrap_or_default());
+                report::out(&serde_json::to_string(&status).unwrap_or_default());
             } else {
-                println!("{status}");
+                report::out(&status.to_string());
             }
             Ok(status.exit_code())
         }
@@ -272,15 +294,21 @@ fn run(cli: &Cli) -> Result<i32, Error> {
 
 fn main() -> ExitCode {
     // The watchdog is this same binary, started by a holder (see watchdog.rs).
-    let args: Vec<String> = std::env::args().take(3).collect();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().take(3).collect();
     if args.len() == 3 && args[1] == plugctl::watchdog::SUBCOMMAND {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .without_time()
             .init();
-        return ExitCode::from(plugctl::watchdog::run(&args[2]) as u8);
+        let id = args[2].to_string_lossy();
+        return ExitCode::from(plugctl::watchdog::run(&id) as u8);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print and exit 0; errors exit 2 (their
+        // output may go to a closed stream: clap ignores that).
+        Err(e) => e.exit(),
+    };
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -297,8 +325,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            let msg = e.to_string().replace('\n', " ");
-            eprintln!("plugctl: error: {msg}");
+            report::error(&e.to_string());
             ExitCode::from(e.exit_code() as u8)
         }
     }

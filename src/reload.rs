@@ -1,18 +1,25 @@
 //! `plugctl reload -- CMD`: hold new connections, run the reload command,
 //! wait until it is safe, release — and release on every path: the command
-//! fails or cannot start, hangs past `max_hold`, plugctl gets SIGINT or
-//! SIGTERM, or plugctl is killed outright (the hold's watchdog).
+//! fails or cannot start, hangs past `max_hold`, plugctl gets SIGINT,
+//! SIGTERM, SIGQUIT or SIGHUP, its output is closed, or plugctl is killed
+//! outright (the hold's watchdog).
+//!
+//! Signals: SIGINT, SIGTERM and SIGQUIT are forwarded to the command and
+//! release the hold at once; SIGHUP (a dropped ssh session) releases the
+//! hold but is not forwarded: a reload half done is worse than one
+//! finished, and a command that shares the terminal gets the terminal's own
+//! SIGHUP anyway. In every case plugctl then waits for the command, and its
+//! record (summary, `--json`, `--record`) is still written.
 
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::agent::{Agent, HoldGuard};
 use crate::error::Error;
 use crate::ready::{self, ListenSpec, Settler};
-use crate::state::PlugState;
 use crate::HoldStats;
 
 /// How a reload runs.
@@ -206,7 +213,15 @@ impl Hold {
         let Some(g) = self.guard.take() else { return };
         self.held_ms = self.since.elapsed().as_secs_f64() * 1000.0;
         match g.release().await {
-            Ok(s) => self.stats = Some(s),
+            Ok(s) => {
+                if let Some(why) = &s.unrecorded {
+                    warn(
+                        record,
+                        format!("released the plug without recording it: {why}"),
+                    );
+                }
+                self.stats = Some(s);
+            }
             Err(e) => {
                 // The watchdog (armed when the guard failed) tries again.
                 let w = format!("releasing the plug failed: {e}");
@@ -218,8 +233,43 @@ impl Hold {
 }
 
 fn warn(record: &mut ReloadRecord, w: String) {
-    eprintln!("plugctl: warning: {w}");
+    crate::report::warning(&w);
     record.warnings.push(w);
+}
+
+/// The signals a reload handles while it holds.
+struct Signals {
+    int: Signal,
+    term: Signal,
+    quit: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, Error> {
+        let s = |kind: SignalKind| {
+            signal(kind).map_err(|source| Error::Os {
+                what: "installing signal handlers".into(),
+                source,
+            })
+        };
+        Ok(Signals {
+            int: s(SignalKind::interrupt())?,
+            term: s(SignalKind::terminate())?,
+            quit: s(SignalKind::quit())?,
+            hup: s(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next signal: its number, and whether to forward it to the command.
+    async fn recv(&mut self) -> (i32, bool) {
+        tokio::select! {
+            _ = self.int.recv() => (libc::SIGINT, true),
+            _ = self.term.recv() => (libc::SIGTERM, true),
+            _ = self.quit.recv() => (libc::SIGQUIT, true),
+            _ = self.hup.recv() => (libc::SIGHUP, false),
+        }
+    }
 }
 
 /// Run `argv` under a hold (see the module docs).
@@ -230,9 +280,9 @@ pub async fn reload(
 ) -> Result<ReloadRecord, Error> {
     let program = argv
         .first()
-        .ok_or_else(|| Error::User("no command given".into()))?;
+        .ok_or_else(|| Error::Usage("no command given".into()))?;
     let mut record = ReloadRecord {
-        start_ms: PlugState::now(false).since_ms,
+        start_ms: crate::state::now_ms(),
         command: argv
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -240,10 +290,7 @@ pub async fn reload(
         ..ReloadRecord::default()
     };
     // Signals are caught from here on, so none can end plugctl mid-hold.
-    let mut sigint =
-        signal(SignalKind::interrupt()).map_err(|e| Error::User(format!("signal setup: {e}")))?;
-    let mut sigterm =
-        signal(SignalKind::terminate()).map_err(|e| Error::User(format!("signal setup: {e}")))?;
+    let mut signals = Signals::new()?;
 
     let what = format!("reload: {}", record.command.join(" "));
     let mut hold = Hold {
@@ -264,12 +311,27 @@ pub async fn reload(
             format!("running the command without holding connections: {e}"),
         ),
     }
-    let deadline = tokio::time::Instant::now() + opts.max_hold;
+    let now = tokio::time::Instant::now();
+    // max_hold is validated (at most 10 min); a library caller's absurd
+    // value must still not overflow.
+    let deadline = now
+        .checked_add(opts.max_hold)
+        .unwrap_or(now + Duration::from_secs(600));
     let before = if record.held && !opts.wait_listen.is_empty() {
-        Some(ready::snapshot(
-            &opts.wait_listen,
-            &agent.listeners().await?,
-        ))
+        match agent.listeners().await {
+            Ok(l) => Some(ready::snapshot(&opts.wait_listen, &l)),
+            // A protection must not block a deploy: run the command, and
+            // release when it returns.
+            Err(e) => {
+                warn(
+                    &mut record,
+                    format!(
+                        "cannot list listening sockets ({e}); releasing when the command returns"
+                    ),
+                );
+                None
+            }
+        }
     } else {
         None
     };
@@ -313,28 +375,15 @@ pub async fn reload(
                 ));
                 hold.release(&mut record).await;
             }
-            _ = sigint.recv() => {
-                forward(child_pid, libc::SIGINT, &mut record);
-                hold.release(&mut record).await;
-            }
-            _ = sigterm.recv() => {
-                forward(child_pid, libc::SIGTERM, &mut record);
+            (sig, fwd) = signals.recv() => {
+                got_signal(child_pid.filter(|_| fwd), sig, &mut record);
                 hold.release(&mut record).await;
             }
         }
     };
     if let (Some(before), true) = (&before, hold.guard.is_some()) {
         let waited = Instant::now();
-        wait_listen(
-            agent,
-            opts,
-            before,
-            deadline,
-            &mut sigint,
-            &mut sigterm,
-            &mut record,
-        )
-        .await?;
+        wait_listen(agent, opts, before, deadline, &mut signals, &mut record).await;
         record.waited_for_listen_ms = Some(waited.elapsed().as_secs_f64() * 1000.0);
     }
     hold.release(&mut record).await;
@@ -364,16 +413,25 @@ async fn wait_listen(
     opts: &ReloadOptions,
     before: &ready::Snapshot,
     deadline: tokio::time::Instant,
-    sigint: &mut tokio::signal::unix::Signal,
-    sigterm: &mut tokio::signal::unix::Signal,
+    signals: &mut Signals,
     record: &mut ReloadRecord,
-) -> Result<(), Error> {
+) {
     let mut settler = Settler::new(opts.settle);
     loop {
-        let now = ready::snapshot(&opts.wait_listen, &agent.listeners().await?);
+        let listeners = match agent.listeners().await {
+            Ok(l) => l,
+            Err(e) => {
+                warn(
+                    record,
+                    format!("cannot list listening sockets ({e}); releasing now"),
+                );
+                return;
+            }
+        };
+        let now = ready::snapshot(&opts.wait_listen, &listeners);
         let verdict = ready::check(&opts.wait_listen, before, &now);
         if settler.observe(verdict.is_ok(), Instant::now()) {
-            return Ok(());
+            return;
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(5)) => {}
@@ -381,19 +439,25 @@ async fn wait_listen(
                 record.max_hold_reached = true;
                 let why = verdict.err().map_or("readiness had not settled".into(), |n| n.to_string());
                 warn(record, format!("releasing at max-hold ({:?}) although {why}", opts.max_hold));
-                return Ok(());
+                return;
             }
-            _ = sigint.recv() => { record.signal = Some(libc::SIGINT); return Ok(()); }
-            _ = sigterm.recv() => { record.signal = Some(libc::SIGTERM); return Ok(()); }
+            (sig, _) = signals.recv() => {
+                got_signal(None, sig, record);
+                return;
+            }
         }
     }
 }
 
-fn forward(pid: Option<u32>, sig: i32, record: &mut ReloadRecord) {
+/// Note signal `sig`, and forward it to the command at `forward_to`.
+fn got_signal(forward_to: Option<u32>, sig: i32, record: &mut ReloadRecord) {
     record.signal = Some(sig);
-    if let Some(pid) = pid {
-        // SAFETY: sending a signal to our own child.
+    if let Some(pid) = forward_to {
+        // SAFETY: sending a signal to our own child, not yet reaped (the
+        // select above has not seen it exit).
         unsafe { libc::kill(pid as libc::pid_t, sig) };
+        tracing::warn!("got signal {sig}: forwarded to the command, releasing the plug");
+    } else {
+        tracing::warn!("got signal {sig}: releasing the plug");
     }
-    tracing::warn!("got signal {sig}: forwarded to the command, releasing the plug");
 }

@@ -6,8 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::holders::Holder;
-use crate::state::PlugState;
+use crate::state::{Holder, Peek, Recorded};
 use crate::tree::{Check, Observed, Part};
 
 /// How the tree compares with the configuration, as a whole.
@@ -25,7 +24,8 @@ pub enum Setup {
 /// The plug as plugctl knows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plug {
-    /// `open`, `closed`, or `unknown` (no record: the kernel cannot say).
+    /// `open`, `closed`, `unknown` (no record: the kernel cannot say), or
+    /// `unreadable` (a record that cannot be parsed: maybe closed).
     pub state: &'static str,
     /// Who changed it last.
     pub pid: Option<u32>,
@@ -59,6 +59,9 @@ pub struct Status {
     /// The plug is recorded closed but no live holder is left (a crash):
     /// `plugctl release` or `plugctl setup` opens it.
     pub leftover: bool,
+    /// Why the state record could not be read, if it could not: the plug
+    /// may be closed (`plugctl release` or `plugctl setup` opens it).
+    pub record_error: Option<String>,
 }
 
 /// One holder, as `status` shows it.
@@ -67,26 +70,30 @@ pub struct HolderStatus {
     /// The holder.
     #[serde(flatten)]
     pub holder: Holder,
-    /// Whether its process is still running.
-    pub alive: bool,
+    /// Whether it still holds (its process keeps its lock slot); `null`
+    /// when the caller may not open the lock file to tell.
+    pub alive: Option<bool>,
 }
 
 impl Status {
-    pub(crate) fn new(
-        cfg: &Config,
-        obs: Observed,
-        state: Option<PlugState>,
-        holders: Vec<Holder>,
-    ) -> Status {
-        let holders: Vec<HolderStatus> = holders
+    pub(crate) fn new(cfg: &Config, obs: Observed, peek: &Peek) -> Status {
+        let record = peek.recorded.record();
+        let holders: Vec<HolderStatus> = record
+            .map(|r| r.holders.clone())
+            .unwrap_or_default()
             .into_iter()
             .map(|holder| HolderStatus {
-                alive: holder.alive(),
+                alive: peek.alive(&holder),
                 holder,
             })
             .collect();
-        let leftover =
-            obs.has_plug() && state.is_some_and(|s| s.closed) && !holders.iter().any(|h| h.alive);
+        let leftover = obs.has_plug()
+            && record.is_some_and(|r| r.closed)
+            && holders.iter().all(|h| h.alive == Some(false));
+        let record_error = match &peek.recorded {
+            Recorded::Unreadable(why) => Some(why.clone()),
+            _ => None,
+        };
         let setup = if obs.complete() {
             Setup::Complete
         } else if obs.absent() {
@@ -95,13 +102,14 @@ impl Status {
             Setup::Differs
         };
         let plug = obs.plug_stats.map(|s| Plug {
-            state: match state {
-                Some(PlugState { closed: true, .. }) => "closed",
-                Some(_) => "open",
-                None => "unknown",
+            state: match &peek.recorded {
+                Recorded::Found(r) if r.closed => "closed",
+                Recorded::Found(_) => "open",
+                Recorded::Nothing => "unknown",
+                Recorded::Unreadable(_) => "unreadable",
             },
-            pid: state.map(|s| s.pid),
-            since_ms: state.map(|s| s.since_ms),
+            pid: record.map(|r| r.pid),
+            since_ms: record.map(|r| r.since_ms),
             held_packets: s.qlen,
             held_bytes: s.backlog,
             passed_packets: s.packets,
@@ -115,15 +123,18 @@ impl Status {
             plug,
             holders,
             leftover,
+            record_error,
         }
     }
 
     /// 0 when the tree is complete, 10 when it is missing, 11 when it
     /// differs from the configuration, 15 when it is complete but the plug
-    /// was left closed by a holder that is gone (so `status` can be a
-    /// health check).
+    /// was left closed by a holder that is gone, 17 when its state record
+    /// cannot be read (the plug may be closed), so `status` can be a health
+    /// check.
     pub fn exit_code(&self) -> i32 {
         match self.setup {
+            Setup::Complete if self.record_error.is_some() => 17,
             Setup::Complete if self.leftover => 15,
             Setup::Complete => 0,
             Setup::Missing => 10,
@@ -174,8 +185,15 @@ impl fmt::Display for Status {
                 h.holder.id,
                 h.holder.what,
                 h.holder.pid.map_or("-".into(), |p| p.to_string()),
-                if h.alive { "" } else { " GONE" }
+                match h.alive {
+                    Some(true) => "",
+                    Some(false) => " GONE",
+                    None => " (alive? only the state directory's owner can tell)",
+                }
             )?;
+        }
+        if let Some(why) = &self.record_error {
+            write!(f, "\nWARNING: the state record is unreadable ({why}); the plug may be closed: run `plugctl release`")?;
         }
         if self.leftover {
             write!(f, "\nWARNING: the plug is closed but nobody holds it (a crash?): run `plugctl release`")?;

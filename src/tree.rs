@@ -43,6 +43,17 @@ pub const PLUG: Handle = Handle::new(0x40, 0);
 /// plugctl's nf_tables chain.
 pub const CHAIN: &str = "output";
 
+/// plugctl's plug among a device's qdiscs: kind `plug`, handle [`PLUG`]
+/// under [`PLUG_PARENT`], with plugctl's root prio above it.
+pub fn find_plug(qs: &[Qdisc]) -> Option<&Qdisc> {
+    let root_ours = qs
+        .iter()
+        .any(|r| r.parent == Handle::ROOT && r.handle == PRIO);
+    qs.iter().find(|q| {
+        root_ours && q.parent == PLUG_PARENT && q.handle == PLUG && q.kind.name() == "plug"
+    })
+}
+
 /// The fw filters: IPv4 at prio 1, IPv6 at prio 2 (one protocol per prio).
 pub fn filters(cfg: &Config, ifindex: i32) -> [FwFilter; 2] {
     let f = |prio, protocol| FwFilter {
@@ -645,7 +656,7 @@ mod tests {
                 "new_qdisc pfifo 20: Create",
                 "new_qdisc pfifo 30: Create",
                 "new_qdisc plug 40: Create",
-                "new_qdisc plug 40: Change",
+                "new_qdisc plug 40: Change release_indefinite",
                 "new_filter prio 1",
                 "new_filter prio 2",
                 "nft_install plugctl",
@@ -726,7 +737,7 @@ mod tests {
         assert_eq!(
             k.calls,
             [
-                "new_qdisc plug 40: Change",
+                "new_qdisc plug 40: Change release_indefinite",
                 "del_qdisc root 1:",
                 "nft_delete plugctl"
             ]

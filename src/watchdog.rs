@@ -21,6 +21,9 @@ use crate::Controller;
 
 /// Environment variable carrying the configuration (JSON) to the watchdog.
 pub const CONFIG_ENV: &str = "PLUGCTL_WATCHDOG_CONFIG";
+/// Environment variable carrying the state directory, as raw bytes (a path
+/// need not be UTF-8, JSON must be).
+pub const STATE_DIR_ENV: &str = "PLUGCTL_WATCHDOG_STATE_DIR";
 /// The hidden subcommand that runs a watchdog.
 pub const SUBCOMMAND: &str = "__watchdog";
 
@@ -46,21 +49,26 @@ pub struct Watchdog {
     pipe: Option<ChildStdin>,
 }
 
-fn err(what: &str, e: std::io::Error) -> Error {
-    Error::State {
-        path: PathBuf::from(format!("<watchdog: {what}>")),
-        source: e,
+fn err(what: &str, source: std::io::Error) -> Error {
+    Error::Os {
+        what: format!("the watchdog: {what}"),
+        source,
     }
 }
 
 impl Watchdog {
     /// Start a watchdog for holder `id` and wait until it is ready.
     pub fn spawn(program: &Path, cfg: &Config, id: &str) -> Result<Watchdog, Error> {
-        let json = serde_json::to_string(cfg).map_err(|e| err("config", e.into()))?;
+        let json = serde_json::to_string(&Config {
+            state_dir: PathBuf::from("/"),
+            ..cfg.clone()
+        })
+        .map_err(|e| err("config", e.into()))?;
         let mut child = Command::new(program)
             .arg(SUBCOMMAND)
             .arg(id)
             .env(CONFIG_ENV, json)
+            .env(STATE_DIR_ENV, &cfg.state_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -92,41 +100,45 @@ impl Watchdog {
         }
         let _ = self.child.wait();
     }
-
-    /// Its process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 /// The watchdog process's body (`plugctl __watchdog ID`). Returns its exit code.
 pub fn run(id: &str) -> i32 {
-    let cfg: Config = match std::env::var(CONFIG_ENV)
+    let cfg: Option<Config> = std::env::var(CONFIG_ENV)
         .ok()
-        .and_then(|j| serde_json::from_str(&j).ok())
-    {
-        Some(c) => c,
-        None => {
-            eprintln!("plugctl watchdog: no configuration in {CONFIG_ENV}");
-            return 3;
-        }
+        .and_then(|j| serde_json::from_str(&j).ok());
+    let (Some(mut cfg), Some(dir)) = (cfg, std::env::var_os(STATE_DIR_ENV)) else {
+        crate::report::error(&format!(
+            "watchdog: no configuration in {CONFIG_ENV} and {STATE_DIR_ENV}"
+        ));
+        return 3;
     };
+    cfg.state_dir = PathBuf::from(dir);
     // Ctrl-C and SIGTERM are for the holder; the watchdog outlives it.
     // SAFETY: setting a signal disposition to SIG_IGN.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
     }
     let mut ctl = match Controller::new(cfg) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("plugctl watchdog: {e}");
+            crate::report::error(&format!("watchdog: {e}"));
             return e.exit_code();
         }
     };
-    println!("ready");
-    let _ = std::io::stdout().flush();
+    {
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(b"ready\n")
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return 19;
+        }
+    }
     let mut byte = [0u8; 1];
     let n = std::io::stdin().read(&mut byte).unwrap_or(0);
     if n == 1 && byte[0] == b'R' {
@@ -146,7 +158,7 @@ pub fn run(id: &str) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("plugctl watchdog: releasing for dead holder {id}: {e}");
+            crate::report::error(&format!("watchdog: releasing for dead holder {id}: {e}"));
             e.exit_code()
         }
     }

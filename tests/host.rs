@@ -17,8 +17,11 @@ fn setup_on_this_kernel_is_all_or_nothing() {
     let r = in_netns(
         r#"
         before_tc=$(tc qdisc show dev lo); before_nft=$(nft list ruleset)
-        $PLUGCTL --state-dir "$STATE" setup 2>err; rc=$?
-        echo "rc=$rc"; echo "err=$(cat err)"
+        $PLUGCTL --state-dir "$STATE" setup 2>"$STATE.err"; rc=$?
+        echo "rc=$rc"; echo "err=$(cat "$STATE.err")"
+        # One line: exactly one newline, at the end.
+        echo "err-lines=$(wc -l <"$STATE.err") err-bytes=$(wc -c <"$STATE.err") last=$(tail -c1 "$STATE.err" | od -An -c | tr -d ' ')"
+        rm -f "$STATE.err"
         [ "$rc" = 0 ] && $PLUGCTL --state-dir "$STATE" teardown >/dev/null
         [ "$(tc qdisc show dev lo)" = "$before_tc" ] && echo tc-unchanged
         [ "$(nft list ruleset)" = "$before_nft" ] && echo nft-unchanged
@@ -39,7 +42,11 @@ fn setup_on_this_kernel_is_all_or_nothing() {
             err.contains("sch_prio") || err.contains("sch_plug"),
             "{err}"
         );
-        assert!(!r.stdout.contains("err=plugctl: error:\n"), "one line");
+        assert!(
+            r.stdout.contains("err-lines=1 ") && r.stdout.contains(" last=\\n"),
+            "one line, ending in a newline: {}",
+            r.stdout
+        );
         assert_eq!(r.stdout.matches("plugctl: error").count(), 1);
     }
     assert!(
@@ -83,7 +90,9 @@ fn every_command_needs_cap_net_admin() {
     }
 }
 
-/// Bad input is refused before anything is sent, with its own exit code.
+/// Bad input is refused before anything is sent, with its own exit code:
+/// a bad flag value is a bad command line (2), a bad file value a bad
+/// configuration (3).
 #[test]
 fn bad_input_has_distinct_exit_codes() {
     let r = in_netns(
@@ -95,13 +104,25 @@ fn bad_input_has_distinct_exit_codes() {
         $PLUGCTL --device nosuch0 setup; echo "rc=$?"
         $PLUGCTL --address not-an-ip setup; echo "rc=$?"
         $PLUGCTL --state-dir "$STATE" plug; echo "rc=$?"
+        printf 'mark = 0\n' > "$STATE.toml"
+        $PLUGCTL --config "$STATE.toml" setup; echo "rc=$?"
+        # The flag fixes the file's bad value: fine (dry run sends nothing).
+        $PLUGCTL --config "$STATE.toml" --mark 2 setup --dry-run >/dev/null; echo "rc=$?"
+        printf 'state_dir = "run/plugctl"\n' > "$STATE.toml"
+        $PLUGCTL --config "$STATE.toml" status; echo "rc=$?"
+        $PLUGCTL --state-dir run/plugctl status; echo "rc=$?"
+        $PLUGCTL --state-dir "" status; echo "rc=$?"
+        $PLUGCTL --plug-limit 1 setup; echo "rc=$?"
         rm -f "$STATE.toml"
         "#,
     );
     let codes: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("rc=")).collect();
     assert_eq!(
         codes,
-        ["rc=3", "rc=3", "rc=3", "rc=6", "rc=2", "rc=8"],
+        [
+            "rc=3", "rc=3", "rc=2", "rc=6", "rc=2", "rc=8", "rc=3", "rc=0", "rc=3", "rc=2", "rc=2",
+            "rc=2"
+        ],
         "{}",
         r.stderr
     );
@@ -157,18 +178,22 @@ fn readme_documents_every_command_exit_code_and_key() {
             "README lacks `plugctl {c}`"
         );
     }
+    // The help's exit codes come from one table (error::EXIT_CODES); the
+    // README's table must say the same, word for word.
     let codes = help.split("Exit codes:").nth(1).unwrap();
+    let mut n = 0;
     for l in codes.lines().filter(|l| l.starts_with("  ")) {
-        let code = l.split_whitespace().next().unwrap();
+        let mut words = l.trim().splitn(2, ' ');
+        let (code, text) = (words.next().unwrap(), words.next().unwrap_or("").trim());
         if code.parse::<u32>().is_ok() {
+            n += 1;
             assert!(
-                readme.contains(&format!("| {code} |"))
-                    || readme.contains(&format!("{code},"))
-                    || readme.contains(&format!(", {code} |")),
-                "README's exit code table lacks {code}"
+                readme.contains(&format!("| {code} | {text} |")),
+                "README's exit code table lacks `| {code} | {text} |`"
             );
         }
     }
+    assert!(n >= 20, "{codes}");
     let example =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/plugctl.toml"))
             .unwrap();

@@ -15,7 +15,7 @@ pub struct FakeKernel {
     pub qdiscs: Vec<Qdisc>,
     pub filters: Vec<Filter>,
     pub table: Option<Vec<MarkRule>>,
-    /// Every mutating call, in order, e.g. `new_qdisc plug 40:`.
+    /// Every mutating call, in order, e.g. `new_qdisc plug 40: Change block`.
     pub calls: Vec<String>,
     /// Listening sockets.
     pub listeners: Vec<Listener>,
@@ -98,7 +98,18 @@ impl Kernel for FakeKernel {
         kind: &QdiscKind,
         how: Write,
     ) -> Result<(), NlError> {
-        self.call(format!("new_qdisc {} {handle} {how:?}", kind.name()))?;
+        // A plug change names its action (`block`, `release_indefinite`), so
+        // a test can tell a release from a close.
+        let action = match kind {
+            QdiscKind::Plug(Some(o)) if how == Write::Change => {
+                format!(" {}", o.action.tc_keyword())
+            }
+            _ => String::new(),
+        };
+        self.call(format!(
+            "new_qdisc {} {handle} {how:?}{action}",
+            kind.name()
+        ))?;
         match how {
             Write::Change => {
                 if !self.qdiscs.iter().any(|q| q.handle == handle) {
