@@ -1,0 +1,257 @@
+//! Host tests of what a local user, a tired operator or a broken pipe can
+//! do to plugctl (issue "harden"): each ran against the code before the fix
+//! and failed. They need no plug, so they run on this machine's kernel, each
+//! in its own network namespace; what needs a plug is in tests/kernel.rs.
+
+mod common;
+
+use common::in_netns;
+
+fn rc_lines(out: &str) -> Vec<&str> {
+    out.lines().filter(|l| l.starts_with("rc=")).collect()
+}
+
+/// The state directory and lock file get explicit modes, whatever the
+/// umask: before, `umask 000` made a world-writable directory.
+#[test]
+fn the_state_directory_has_explicit_modes_under_any_umask() {
+    for umask in ["000", "077"] {
+        let r = in_netns(&format!(
+            r#"umask {umask}
+            $PLUGCTL --state-dir "$STATE/d" release; echo "rc=$?"
+            stat -c '%a %u' "$STATE/d"; stat -c '%a %u' "$STATE"/d/*.lock"#
+        ));
+        // No plug on this kernel (exit 8), but the state was opened first.
+        assert_eq!(rc_lines(&r.stdout), ["rc=8"], "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains("\n755 0\n600 0"),
+            "umask {umask}: {}",
+            r.stdout
+        );
+    }
+}
+
+/// A state directory that others could change is refused in one line with
+/// its own exit code (16), and nothing is written into it.
+#[test]
+fn an_unsafe_state_directory_is_refused() {
+    let r = in_netns(
+        r#"mkdir -p "$STATE"
+        mkdir -m 777 "$STATE/wide"; chmod 777 "$STATE/wide"
+        $PLUGCTL --state-dir "$STATE/wide" release 2>"$STATE/err"; echo "rc=$?"; cat "$STATE/err"
+        mkdir "$STATE/theirs"; chown 65534 "$STATE/theirs"
+        $PLUGCTL --state-dir "$STATE/theirs" release 2>"$STATE/err"; echo "rc=$?"; cat "$STATE/err"
+        mkdir "$STATE/real"; ln -s real "$STATE/link"
+        $PLUGCTL --state-dir "$STATE/link" release 2>"$STATE/err"; echo "rc=$?"; cat "$STATE/err"
+        ls -A "$STATE/wide" "$STATE/theirs" "$STATE/real" | tr '\n' ' '; echo"#,
+    );
+    assert_eq!(
+        rc_lines(&r.stdout),
+        ["rc=16", "rc=16", "rc=16"],
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("it is writable by others"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("it belongs to uid 65534"), "{}", r.stdout);
+    assert!(r.stdout.contains("it is a symlink"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches("plugctl: error: refusing").count(), 3);
+    // Nothing was written into any of them.
+    let listing = r.stdout.lines().last().unwrap_or("");
+    assert!(
+        !listing.contains(".lock") && !listing.contains(".json"),
+        "{listing}"
+    );
+}
+
+/// No other user can take the lock that root's `release` needs (before:
+/// `flock -x` as nobody blocked `release` forever), and a root process
+/// stuck on it delays a release by a bounded time only.
+#[test]
+fn no_one_can_block_a_release() {
+    let r = in_netns(
+        r#"$PLUGCTL --state-dir "$STATE" release 2>/dev/null; echo "rc=$?"
+        lock=$(ls "$STATE"/*.lock)
+        # As nobody: neither flock nor an fcntl read lock can be had.
+        setpriv --reuid=65534 --regid=65534 --clear-groups flock -n -s "$lock" true 2>/dev/null && echo "nobody-flock=ok"
+        setpriv --reuid=65534 --regid=65534 --clear-groups cat "$lock" 2>/dev/null && echo "nobody-open=ok"
+        stat -c 'lock-mode=%a' "$lock"
+        # A root flock (what an older plugctl took) no longer blocks anything.
+        flock -x "$lock" sleep 3 & f=$!
+        sleep 0.3
+        start=$(date +%s%N)
+        timeout 20 $PLUGCTL --state-dir "$STATE" release 2>/dev/null; echo "rc=$?"
+        echo "ms=$(( ($(date +%s%N) - start) / 1000000 ))"
+        kill $f
+        # A stuck process holding plugctl's own (OFD) lock: bounded wait.
+        python3 -c '
+import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.fcntl(fd, 37, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 1, 0))  # F_OFD_SETLK
+print("locked", flush=True)
+time.sleep(8)' "$lock" & p=$!
+        sleep 0.5
+        start=$(date +%s%N)
+        timeout 20 $PLUGCTL --state-dir "$STATE" release; echo "rc=$?"
+        echo "ms=$(( ($(date +%s%N) - start) / 1000000 ))"
+        kill $p"#,
+    );
+    let rcs = rc_lines(&r.stdout);
+    assert_eq!(rcs, ["rc=8", "rc=8", "rc=8"], "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("nobody-flock=ok"), "{}", r.stdout);
+    assert!(!r.stdout.contains("nobody-open=ok"), "{}", r.stdout);
+    assert!(r.stdout.contains("lock-mode=600"), "{}", r.stdout);
+    let ms: Vec<u64> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("ms="))
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    assert_eq!(ms.len(), 2, "{}", r.stdout);
+    assert!(
+        ms[0] < 2_000,
+        "a root flock delayed release by {} ms",
+        ms[0]
+    );
+    assert!(
+        (2_500..10_000).contains(&ms[1]),
+        "a stuck lock holder delayed release by {} ms (bound: 3 s)",
+        ms[1]
+    );
+    // Without a plug on this kernel the release then finds no tree; with
+    // one it opens the plug anyway (tests/kernel.rs).
+    assert!(r.stderr.contains("not set up"), "{}", r.stderr);
+}
+
+/// A closed or broken stdout/stderr never stops a reload: CMD still runs,
+/// the exit code is still CMD's and the `--record` line is still written
+/// (before: exit 101, and where a warning came first CMD never ran).
+#[test]
+fn a_closed_pipe_never_stops_a_reload() {
+    let r = in_netns(
+        r#"mkdir -p "$STATE"
+        # stderr into a pipe whose reader closed it; the hold fails on this
+        # kernel, so a warning is written before CMD starts.
+        $PLUGCTL --state-dir "$STATE/s" reload --record "$STATE/rec" -- sh -c 'touch "$1"; exit 3' sh "$STATE/ran1" 2>&1 >/dev/null | (exec 0<&-; sleep 1)
+        echo "rc=${PIPESTATUS[0]}"
+        # stdout closed, --json.
+        $PLUGCTL --state-dir "$STATE/s" reload --json --record "$STATE/rec" -- touch "$STATE/ran2" >&- 2>/dev/null
+        echo "rc=$?"
+        # stderr closed outright.
+        $PLUGCTL --state-dir "$STATE/s" reload --record "$STATE/rec" -- touch "$STATE/ran3" 2>&-
+        echo "rc=$?"
+        # status into a closed pipe: its own exit code (10, tree missing), no panic.
+        $PLUGCTL --state-dir "$STATE/s" status --json | (exec 0<&-; sleep 1)
+        echo "rc=${PIPESTATUS[0]}"
+        $PLUGCTL --state-dir "$STATE/s" setup --dry-run | (exec 0<&-; sleep 1)
+        echo "rc=${PIPESTATUS[0]}"
+        ls "$STATE" | grep -c '^ran'
+        wc -l <"$STATE/rec""#,
+    );
+    assert_eq!(
+        rc_lines(&r.stdout),
+        ["rc=3", "rc=0", "rc=0", "rc=10", "rc=0"],
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let tail: Vec<&str> = r.stdout.lines().rev().take(2).collect();
+    assert_eq!(tail, ["3", "3"], "3 commands ran, 3 records: {}", r.stdout);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
+
+/// Non-UTF-8 arguments and paths are passed on byte for byte, and bad ones
+/// in flags that must be text are a bad command line (before: exit 101).
+#[test]
+fn non_utf8_arguments_and_paths() {
+    let r = in_netns(
+        r#"mkdir -p "$STATE"
+        dir="$STATE/$(printf 'st\377')"
+        $PLUGCTL --state-dir "$dir" reload --record "$STATE/$(printf 'r\376')" -- printf '%s' "$(printf '\376\377')" >"$STATE/out" 2>/dev/null
+        echo "rc=$?"
+        od -An -tx1 "$STATE/out"
+        ls "$STATE" | od -An -c | tr -d ' \n'; echo
+        $PLUGCTL --device "$(printf 'l\377')" status 2>/dev/null; echo "rc=$?"
+        $PLUGCTL reload --user "$(printf 'u\377')" -- true 2>/dev/null; echo "rc=$?""#,
+    );
+    assert_eq!(
+        rc_lines(&r.stdout),
+        ["rc=0", "rc=2", "rc=2"],
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.contains(" fe ff"), "{}", r.stdout);
+    assert!(r.stdout.contains("r376"), "the record file: {}", r.stdout);
+}
+
+/// Durations out of range are a bad command line (exit 2, CMD not run),
+/// not an overflow panic; out of range in the file they are a bad config.
+#[test]
+fn absurd_durations_are_refused() {
+    let r = in_netns(
+        r#"mkdir -p "$STATE"
+        for d in 18446744073709551615s 0s 11min; do
+            $PLUGCTL reload --max-hold "$d" -- touch "$STATE/ran" 2>>"$STATE/err"; echo "rc=$?"
+        done
+        $PLUGCTL reload --settle 1000h -- touch "$STATE/ran" 2>>"$STATE/err"; echo "rc=$?"
+        printf 'max_hold = "0s"\n' >"$STATE/c.toml"
+        $PLUGCTL --config "$STATE/c.toml" reload -- touch "$STATE/ran" 2>>"$STATE/err"; echo "rc=$?"
+        test -e "$STATE/ran" && echo CMD-RAN
+        cat "$STATE/err""#,
+    );
+    assert_eq!(
+        rc_lines(&r.stdout),
+        ["rc=2", "rc=2", "rc=2", "rc=2", "rc=3"],
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(!r.stdout.contains("CMD-RAN"), "{}", r.stdout);
+    assert_eq!(
+        r.stdout.matches("plugctl: error:").count(),
+        5,
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("max_hold must be between"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// SIGHUP (a dropped ssh session) and SIGQUIT no longer kill plugctl
+/// mid-reload: it releases, waits for CMD and writes the record (before:
+/// exit 129 and no record). SIGHUP is not forwarded; SIGQUIT is.
+#[test]
+fn sighup_and_sigquit_leave_a_record() {
+    let r = in_netns(
+        r#"mkdir -p "$STATE"
+        for sig in HUP QUIT; do
+            $PLUGCTL --state-dir "$STATE/s" reload --record "$STATE/rec.$sig" -- \
+                python3 -c 'import signal, sys, time
+signal.signal(signal.SIGHUP, lambda *a: sys.exit(11))
+signal.signal(signal.SIGQUIT, lambda *a: sys.exit(12))
+time.sleep(1.5)' 2>/dev/null &
+            p=$!
+            sleep 0.7
+            kill -$sig $p
+            wait $p; echo "rc=$?"
+            cat "$STATE/rec.$sig"; echo
+        done"#,
+    );
+    assert_eq!(
+        rc_lines(&r.stdout),
+        ["rc=0", "rc=12"],
+        "HUP not forwarded (CMD ends normally), QUIT forwarded: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.contains(r#""signal":1,"#), "{}", r.stdout);
+    assert!(r.stdout.contains(r#""signal":3,"#), "{}", r.stdout);
+}
