@@ -676,6 +676,34 @@ fn a_holder_in_another_pid_namespace_still_holds() {
         s.contains("\"state\":\"closed\"") && s.contains("\"alive\":true"),
         "{s}"
     );
+    // A monitoring agent with CAP_NET_ADMIN but another uid reads the
+    // record (no lock needed); it cannot open the lock file, so liveness
+    // is unknown to it.
+    let agent = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+net_admin",
+            "--ambient-caps=+net_admin",
+        ])
+        .arg(common::plugctl_bin())
+        .arg("--state-dir")
+        .arg(&p.state)
+        .args(["status", "--json"])
+        .output()
+        .expect("setpriv");
+    let s = String::from_utf8_lossy(&agent.stdout);
+    assert_eq!(
+        agent.status.code(),
+        Some(0),
+        "{s}{}",
+        String::from_utf8_lossy(&agent.stderr)
+    );
+    assert!(
+        s.contains("\"state\":\"closed\"") && s.contains("\"alive\":null"),
+        "{s}"
+    );
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
