@@ -277,7 +277,7 @@ impl<K: Kernel> Controller<K> {
         let ifindex = self.plug_ifindex()?;
         let s = self.plug_stats(ifindex);
         PlugQdisc::new(&mut self.kernel, ifindex).open()?;
-        tracing::warn!("opened the plug without updating its record: {why}");
+        tracing::debug!("opened the plug without updating its record: {why}");
         Ok(HoldStats {
             opened: true,
             packets: s.qlen,
