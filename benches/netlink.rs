@@ -35,7 +35,7 @@ fn build_and_parse(c: &mut Criterion) {
     g.bench_function("build nft install batch", |b| {
         b.iter(|| nft::install_batch(&Ruleset::new("plugctl", "output", &rules), 1))
     });
-    // A plug dump entry as the kernel sends it (netlink-reference.md §2.7).
+    // A plug dump entry as the kernel sends it (docs/netlink-reference.md §2.7).
     let entry = tc::new_qdisc(
         1,
         PLUG_PARENT,

@@ -2,7 +2,7 @@
 //! its own network namespace. They cover what must hold on *any* kernel:
 //! clean failure when a module is missing, permission errors, bad input.
 //! Behaviour that needs sch_prio/sch_plug/cls_fw is tested in the VM
-//! (`tests/kernel.rs`, run by `tests/vm/run-kernel-tests.sh`).
+//! (`tests/kernel.rs`, run by `tests/vm/kernel-tests.sh`).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Kernel tests: need sch_prio, sch_plug and cls_fw, so they run inside a
-//! VM booting stock Debian kernels (`tests/vm/run-kernel-tests.sh`, built
+//! VM booting stock Debian kernels (`tests/vm/kernel-tests.sh`, built
 //! with `--features vm-tests`). Each test moves its own thread into a fresh
 //! network namespace, so they run side by side, and checks plugctl's work
 //! with independent tools (`tc`, `nft`) and real TCP connections.
