@@ -345,17 +345,22 @@ fn teardown_while_plugged_releases_first() {
 // reload: release is guaranteed
 
 /// Wait (bounded) until the plug is recorded closed with a live holder.
-fn wait_plugged(p: &Plugctl) {
+/// If it never is, `reload` is stopped and its output is part of the failure.
+fn wait_plugged(p: &Plugctl, reload: &mut std::process::Child) {
     let start = Instant::now();
     loop {
         let s = p.run(&["status", "--json"]).1;
         if s.contains("\"state\":\"closed\"") && s.contains("\"alive\":true") {
             return;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "never plugged: {s}"
-        );
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = reload.kill();
+            let mut err = String::new();
+            if let Some(mut e) = reload.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("never plugged: {s}\nthe reload said: {err}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -412,8 +417,8 @@ fn reload_releases_a_hung_command_at_max_hold_and_leaves_it_running() {
     p.ok(&["setup"]);
     let _l = listen(LB);
     let started = Instant::now();
-    let child = spawn_reload(&p, &["--max-hold", "1500ms", "--json"], &["sleep", "4"]);
-    wait_plugged(&p);
+    let mut child = spawn_reload(&p, &["--max-hold", "1500ms", "--json"], &["sleep", "4"]);
+    wait_plugged(&p, &mut child);
     let rx = connect_in_background(LB.parse().unwrap());
     let done = rx
         .recv_timeout(Duration::from_secs(10))
@@ -445,8 +450,8 @@ fn reload_releases_on_sigint_and_sigterm() {
     p.ok(&["setup"]);
     let _l = listen(LB);
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        let child = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "30"]);
-        wait_plugged(&p);
+        let mut child = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "30"]);
+        wait_plugged(&p, &mut child);
         let rx = connect_in_background(LB.parse().unwrap());
         std::thread::sleep(Duration::from_millis(300));
         assert!(rx.try_recv().is_err(), "held while reloading");
@@ -484,7 +489,7 @@ fn kill_9_of_plugctl_is_released_by_the_watchdog() {
     let mut delays = Vec::new();
     for _ in 0..3 {
         let mut child = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "30"]);
-        wait_plugged(&p);
+        wait_plugged(&p, &mut child);
         let rx = connect_in_background(LB.parse().unwrap());
         std::thread::sleep(Duration::from_millis(300));
         assert!(rx.try_recv().is_err(), "held while reloading");
@@ -526,7 +531,7 @@ fn leftover_closed_plug_is_reported_and_released() {
     p.ok(&["setup"]);
     for fix in ["release", "setup"] {
         let mut child = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "30"]);
-        wait_plugged(&p);
+        wait_plugged(&p, &mut child);
         // Kill the watchdog first (plugctl's child in its own process group), then plugctl.
         sh(&format!("pkill -9 -P {} -f __watchdog", child.id()));
         child.kill().unwrap();
@@ -658,7 +663,7 @@ fn a_holder_in_another_pid_namespace_still_holds() {
     fresh_netns();
     let p = Plugctl::new(&[]);
     p.ok(&["setup"]);
-    let child = Command::new("unshare")
+    let mut child = Command::new("unshare")
         .args(["--pid", "--fork", "--kill-child", "--"])
         .arg(common::plugctl_bin())
         .arg("--state-dir")
@@ -668,7 +673,7 @@ fn a_holder_in_another_pid_namespace_still_holds() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("unshare --pid");
-    wait_plugged(&p);
+    wait_plugged(&p, &mut child);
     let (code, out, err) = p.run(&["release"]);
     assert_eq!(code, 12, "release must refuse: {out}{err}");
     let s = p.ok(&["status", "--json"]);
@@ -721,8 +726,8 @@ fn overlapping_reloads_release_only_when_the_last_ends() {
     p.ok(&["setup"]);
     let _l = listen(LB);
     let t0 = Instant::now();
-    let a = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "2"]);
-    wait_plugged(&p);
+    let mut a = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "2"]);
+    wait_plugged(&p, &mut a);
     let b = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "4"]);
     let rx = connect_in_background(LB.parse().unwrap());
     let a_out = a.wait_with_output().unwrap();
@@ -750,8 +755,8 @@ fn overlapping_reloads_release_only_when_the_last_ends() {
     );
     assert_open(&p);
     // Neither released the other's hold: release with a live reload refuses.
-    let c = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "2"]);
-    wait_plugged(&p);
+    let mut c = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "2"]);
+    wait_plugged(&p, &mut c);
     let (code, _, err) = p.run(&["release"]);
     assert_eq!(code, 12, "{err}");
     c.wait_with_output().unwrap();
@@ -875,12 +880,12 @@ fn wait_listen_cold_restart_holds_until_the_new_listener_is_up() {
         "(sleep 0.2; kill {old_pid}; exec {}) >/dev/null 2>&1 &",
         listener_sh(8080, 0.6, 30.0, false)
     );
-    let reload = spawn_reload(
+    let mut reload = spawn_reload(
         &p,
         &["--wait-listen", "8080", "--max-hold", "30s", "--json"],
         &["sh", "-c", &script],
     );
-    wait_plugged(&p);
+    wait_plugged(&p, &mut reload);
     let done = std::sync::atomic::AtomicBool::new(false);
     let (ok, failed) = std::thread::scope(|s| {
         let h = s.spawn(|| {
@@ -926,7 +931,7 @@ fn wait_listen_hand_over_waits_for_the_old_listener_to_close() {
          (sleep 0.3; kill {old_pid}) >/dev/null 2>&1 &",
         listener_sh(8081, 0.0, 30.0, true)
     );
-    let reload = spawn_reload(
+    let mut reload = spawn_reload(
         &p,
         &[
             "--wait-listen",
@@ -937,7 +942,7 @@ fn wait_listen_hand_over_waits_for_the_old_listener_to_close() {
         ],
         &["sh", "-c", &script],
     );
-    wait_plugged(&p);
+    wait_plugged(&p, &mut reload);
     let (out, json) = reload_json(reload, "hand-over");
     assert!(
         out.status.success(),
