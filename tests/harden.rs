@@ -68,6 +68,36 @@ fn an_unsafe_state_directory_is_refused() {
     );
 }
 
+/// Symlinks planted in the state directory are never followed: before,
+/// root created the file a planted lock symlink pointed to.
+#[test]
+fn planted_symlinks_are_not_followed() {
+    let r = in_netns(
+        r#"mkdir -p "$STATE/s"; chmod 755 "$STATE/s"
+        ns=$(stat -L -c %i /proc/self/ns/net)
+        ln -s "$STATE/victim-lock" "$STATE/s/lo.netns-$ns.lock"
+        ln -s "$STATE/victim-record" "$STATE/s/lo.netns-$ns.json"
+        $PLUGCTL --state-dir "$STATE/s" release 2>"$STATE/err"; echo "rc=$?"
+        $PLUGCTL --state-dir "$STATE/s" plug 2>>"$STATE/err"; echo "rc=$?"
+        ls "$STATE" | grep -c victim
+        cat "$STATE/err""#,
+    );
+    // The lock file is a symlink: refused (9) before anything else.
+    assert_eq!(
+        rc_lines(&r.stdout),
+        ["rc=9", "rc=8"],
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.contains("it is a symlink"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("\n0\n"),
+        "a victim file appeared: {}",
+        r.stdout
+    );
+}
+
 /// No other user can take the lock that root's `release` needs (before:
 /// `flock -x` as nobody blocked `release` forever), and a root process
 /// stuck on it delays a release by a bounded time only.

@@ -655,6 +655,32 @@ fn an_unreadable_record_is_maybe_closed() {
     }
 }
 
+/// Issue "harden": a FIFO planted where the record goes neither hangs a
+/// release (before: it blocked on the FIFO while holding the lock) nor
+/// keeps the plug closed.
+#[test]
+fn a_planted_fifo_does_not_hang_release() {
+    fresh_netns();
+    let p = Plugctl::new(&[]);
+    p.ok(&["setup"]);
+    p.ok(&["plug"]);
+    let record = sh(&format!("ls {}/*.json", p.state)).trim().to_string();
+    sh(&format!("rm -f {record} && mkfifo {record}"));
+    let _l = listen(LB);
+    let rx = connect_in_background(LB.parse().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(rx.try_recv().is_err(), "held while plugged");
+    let (code, out, _) = p.run(&["status"]);
+    assert_eq!(code, 17, "{out}");
+    let t = Instant::now();
+    let out = p.ok(&["release"]);
+    println!("release over a planted FIFO: {:?}: {out}", t.elapsed());
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("finished")
+        .expect("the held connect went through");
+    assert_open(&p);
+}
+
 /// Issue "harden": a holder in another PID namespace sharing the state
 /// directory still counts (before: its PID was judged dead from this
 /// namespace, so a plain `release` opened a plug it still held).
