@@ -22,6 +22,7 @@ pub mod holders;
 pub mod kernel;
 pub mod ready;
 pub mod reload;
+pub mod runas;
 pub mod state;
 pub mod status;
 pub mod tree;
