@@ -24,6 +24,7 @@ pub mod kernel;
 pub mod ready;
 pub mod reload;
 pub mod report;
+pub mod runas;
 pub mod state;
 pub mod status;
 pub mod tree;

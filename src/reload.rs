@@ -22,6 +22,8 @@ use crate::error::Error;
 use crate::ready::{self, ListenSpec, Settler};
 use crate::HoldStats;
 
+pub use crate::runas::RunAs;
+
 /// How a reload runs.
 #[derive(Debug, Clone)]
 pub struct ReloadOptions {
@@ -50,90 +52,6 @@ impl Default for ReloadOptions {
             settle: Duration::from_millis(20),
         }
     }
-}
-
-/// Credentials to run the command with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunAs {
-    /// User id.
-    pub uid: u32,
-    /// Primary group id.
-    pub gid: u32,
-    /// Supplementary groups.
-    pub groups: Vec<u32>,
-}
-
-impl RunAs {
-    /// Resolve `USER[:GROUP]` (names or numeric ids) from the system's user
-    /// database.
-    pub fn parse(spec: &str) -> Result<RunAs, Error> {
-        let (user, group) = match spec.split_once(':') {
-            Some((u, g)) => (u, Some(g)),
-            None => (spec, None),
-        };
-        let pw = lookup_user(user).ok_or_else(|| Error::User(format!("no such user {user:?}")))?;
-        let gid = match group {
-            None => pw.1,
-            Some(g) => match g.parse() {
-                Ok(n) => n,
-                Err(_) => {
-                    lookup_group(g).ok_or_else(|| Error::User(format!("no such group {g:?}")))?
-                }
-            },
-        };
-        let groups = if group.is_none() {
-            supplementary_groups(&pw.0, gid)
-        } else {
-            vec![gid]
-        };
-        Ok(RunAs {
-            uid: pw.2,
-            gid,
-            groups,
-        })
-    }
-}
-
-/// (name, primary gid, uid).
-fn lookup_user(user: &str) -> Option<(String, u32, u32)> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 4).then(|| (f[0], f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok()))
-        })
-        .find_map(|(name, uid, gid)| {
-            let (uid, gid) = (uid?, gid?);
-            (name == user || user.parse() == Ok(uid)).then(|| (name.to_string(), gid, uid))
-        })
-        .or_else(|| user.parse().ok().map(|uid| (user.to_string(), uid, uid)))
-}
-
-fn lookup_group(group: &str) -> Option<u32> {
-    let text = std::fs::read_to_string("/etc/group").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 3 && f[0] == group)
-            .then(|| f[2].parse().ok())
-            .flatten()
-    })
-}
-
-fn supplementary_groups(user: &str, gid: u32) -> Vec<u32> {
-    let mut groups = vec![gid];
-    if let Ok(text) = std::fs::read_to_string("/etc/group") {
-        for l in text.lines() {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() >= 4 && f[3].split(',').any(|m| m == user) {
-                if let Ok(g) = f[2].parse() {
-                    if !groups.contains(&g) {
-                        groups.push(g);
-                    }
-                }
-            }
-        }
-    }
-    groups
 }
 
 /// What one reload did: printed as the summary line, or as JSON.
@@ -339,17 +257,7 @@ pub async fn reload(
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(&argv[1..]);
     if let Some(u) = &opts.user {
-        let groups: Vec<libc::gid_t> = u.groups.clone();
-        cmd.uid(u.uid).gid(u.gid);
-        // SAFETY: setgroups is async-signal-safe; `groups` is moved in.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        u.apply(&mut cmd);
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
