@@ -19,17 +19,28 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::controller::new_holder_id;
+use crate::kernel::{Kernel, NetlinkKernel};
 use crate::watchdog::{self, Watchdog};
 use crate::{Changes, Config, Controller, Error, HoldId, HoldStats, Status};
 
 /// A handle on plugctl's controller for async programs. Clones share it.
-#[derive(Clone)]
-pub struct Agent {
-    ctl: Arc<Mutex<Controller>>,
-    watchdog_program: PathBuf,
+pub struct Agent<K: Kernel = NetlinkKernel> {
+    ctl: Arc<Mutex<Controller<K>>>,
+    /// The `plugctl` program the watchdog runs; `None` only in this
+    /// crate's unit tests, which have no binary to run.
+    watchdog_program: Option<PathBuf>,
 }
 
-fn locked(ctl: &Mutex<Controller>) -> MutexGuard<'_, Controller> {
+impl<K: Kernel> Clone for Agent<K> {
+    fn clone(&self) -> Self {
+        Agent {
+            ctl: self.ctl.clone(),
+            watchdog_program: self.watchdog_program.clone(),
+        }
+    }
+}
+
+fn locked<K: Kernel>(ctl: &Mutex<Controller<K>>) -> MutexGuard<'_, Controller<K>> {
     // A panic while holding the mutex leaves the controller usable: its
     // state lives in the kernel and in the state files, not in memory.
     ctl.lock().unwrap_or_else(|p| p.into_inner())
@@ -38,21 +49,41 @@ fn locked(ctl: &Mutex<Controller>) -> MutexGuard<'_, Controller> {
 impl Agent {
     /// An agent for `cfg`; the watchdog runs [`watchdog::default_program`].
     pub fn new(cfg: Config) -> Result<Agent, Error> {
-        Ok(Agent {
-            ctl: Arc::new(Mutex::new(Controller::new(cfg)?)),
-            watchdog_program: watchdog::default_program(),
-        })
+        Ok(Agent::from_controller(Controller::new(cfg)?))
+    }
+}
+
+impl<K: Kernel + Send + 'static> Agent<K> {
+    /// An agent over a controller of any kernel.
+    pub fn from_controller(ctl: Controller<K>) -> Agent<K> {
+        Agent {
+            ctl: Arc::new(Mutex::new(ctl)),
+            watchdog_program: Some(watchdog::default_program()),
+        }
     }
 
     /// Use `program` (a `plugctl` binary) for the watchdog.
-    pub fn with_watchdog_program(mut self, program: PathBuf) -> Agent {
-        self.watchdog_program = program;
+    pub fn with_watchdog_program(mut self, program: PathBuf) -> Agent<K> {
+        self.watchdog_program = Some(program);
         self
+    }
+
+    /// No watchdog (unit tests, which have no `plugctl` binary to run).
+    #[cfg(test)]
+    pub(crate) fn without_watchdog(mut self) -> Agent<K> {
+        self.watchdog_program = None;
+        self
+    }
+
+    /// Run `f` on the controller (unit tests inspect the fake kernel).
+    #[cfg(test)]
+    pub(crate) fn with_controller<T>(&self, f: impl FnOnce(&mut Controller<K>) -> T) -> T {
+        f(&mut locked(&self.ctl))
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Controller) -> Result<T, Error> + Send + 'static,
+        f: impl FnOnce(&mut Controller<K>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let ctl = self.ctl.clone();
         tokio::task::spawn_blocking(move || f(&mut locked(&ctl)))
@@ -78,7 +109,7 @@ impl Agent {
     /// Hold new connections until the returned guard is released or dropped.
     /// A watchdog process is armed first, so even if this process dies the
     /// hold is given back.
-    pub async fn hold(&self, what: &str) -> Result<HoldGuard, Error> {
+    pub async fn hold(&self, what: &str) -> Result<HoldGuard<K>, Error> {
         if !crate::kernel::has_net_admin() {
             return Err(Error::Permission {
                 what: "holding connections".into(),
@@ -89,11 +120,14 @@ impl Agent {
         let program = self.watchdog_program.clone();
         let (id, watchdog) = self
             .blocking(move |c| {
-                let dog = Watchdog::spawn(&program, c.config(), &id)?;
+                let dog = match &program {
+                    Some(p) => Some(Watchdog::spawn(p, c.config(), &id)?),
+                    None => None,
+                };
                 match c.hold_as(id, &what) {
                     Ok(id) => Ok((id, dog)),
                     Err(e) => {
-                        dog.disarm();
+                        dog.map(Watchdog::disarm);
                         Err(e)
                     }
                 }
@@ -102,7 +136,7 @@ impl Agent {
         Ok(HoldGuard {
             ctl: self.ctl.clone(),
             id: Some(id),
-            watchdog: Some(watchdog),
+            watchdog,
             since: Instant::now(),
         })
     }
@@ -110,14 +144,14 @@ impl Agent {
 
 /// A hold on the plug. Release it with [`HoldGuard::release`]; dropping it
 /// releases too (blocking briefly).
-pub struct HoldGuard {
-    ctl: Arc<Mutex<Controller>>,
+pub struct HoldGuard<K: Kernel + Send + 'static = NetlinkKernel> {
+    ctl: Arc<Mutex<Controller<K>>>,
     id: Option<HoldId>,
     watchdog: Option<Watchdog>,
     since: Instant,
 }
 
-impl HoldGuard {
+impl<K: Kernel + Send + 'static> HoldGuard<K> {
     /// How long it has held.
     pub fn held_for(&self) -> Duration {
         self.since.elapsed()
@@ -139,8 +173,8 @@ impl HoldGuard {
     }
 }
 
-fn release_now(
-    ctl: &Mutex<Controller>,
+fn release_now<K: Kernel>(
+    ctl: &Mutex<Controller<K>>,
     id: Option<HoldId>,
     dog: Option<Watchdog>,
 ) -> Result<HoldStats, Error> {
@@ -158,7 +192,7 @@ fn release_now(
     r
 }
 
-impl Drop for HoldGuard {
+impl<K: Kernel + Send + 'static> Drop for HoldGuard<K> {
     fn drop(&mut self) {
         if self.id.is_some() {
             if let Err(e) = release_now(&self.ctl, self.id.take(), self.watchdog.take()) {

@@ -232,3 +232,103 @@ fn is_unknown_kind(k: &KernelError) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel(errno: i32, message: Option<&str>) -> KernelError {
+        KernelError {
+            errno,
+            message: message.map(String::from),
+        }
+    }
+
+    #[test]
+    fn every_exit_code_is_in_the_table_once() {
+        let io = || std::io::Error::other("x");
+        let errors = [
+            Error::Usage("x".into()),
+            Error::Config(ConfigError::Invalid("x".into())),
+            Error::Permission { what: "x".into() },
+            Error::NoDevice("x".into()),
+            Error::Conflict("x".into()),
+            Error::NotSetUp {
+                device: "lo".into(),
+                missing: "x".into(),
+            },
+            Error::State(StateError::Io {
+                path: "/x".into(),
+                source: io(),
+            }),
+            Error::State(StateError::UnsafeDir {
+                path: "/x".into(),
+                why: "x".into(),
+            }),
+            Error::State(StateError::LockTimeout {
+                path: "/x".into(),
+                waited: std::time::Duration::ZERO,
+            }),
+            Error::Held("x".into()),
+            Error::Strict(Box::new(Error::NoDevice("x".into()))),
+            Error::User("x".into()),
+            Error::Os {
+                what: "x".into(),
+                source: io(),
+            },
+            Error::CommandStart {
+                command: "x".into(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            },
+            Error::CommandStart {
+                command: "x".into(),
+                source: io(),
+            },
+            Error::netlink("x", NlError::Kernel(kernel(libc::EINVAL, None))),
+        ];
+        for e in &errors {
+            let code = e.exit_code();
+            assert!(
+                EXIT_CODES.iter().any(|(c, _)| *c == code),
+                "{e}: exit {code} is not in EXIT_CODES"
+            );
+        }
+        let mut codes: Vec<i32> = EXIT_CODES.iter().map(|(c, _)| *c).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), EXIT_CODES.len(), "a code listed twice");
+        let help = exit_codes_help();
+        assert!(
+            help.contains("  16  the state directory is unsafe"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn permission_answers_are_permission_errors() {
+        let e = Error::netlink("x", NlError::Kernel(kernel(libc::EPERM, None)));
+        assert_eq!(e.exit_code(), 4);
+        let e = Error::netlink(
+            "x",
+            NlError::Io(std::io::Error::from_raw_os_error(libc::EACCES)),
+        );
+        assert_eq!(e.exit_code(), 4);
+    }
+
+    #[test]
+    fn unknown_kinds_name_the_missing_module() {
+        for k in [
+            kernel(libc::ENOENT, Some("Specified qdisc kind is unknown")),
+            kernel(libc::ENOENT, Some("TC classifier not found")),
+            kernel(libc::ENOENT, None),
+            kernel(libc::EPROTONOSUPPORT, None),
+            kernel(libc::EAFNOSUPPORT, None),
+        ] {
+            let e = Error::netlink_building("x", "sch_plug", NlError::Kernel(k.clone()));
+            assert_eq!(e.exit_code(), 5, "{k:?}: {e}");
+        }
+        // ENOENT for another reason (a missing parent) is not a missing module.
+        let k = kernel(libc::ENOENT, Some("Parent Qdisc doesn't exists"));
+        let e = Error::netlink_building("x", "sch_plug", NlError::Kernel(k));
+        assert_eq!(e.exit_code(), 1, "{e}");
+    }
+}

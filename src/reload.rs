@@ -19,6 +19,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::agent::{Agent, HoldGuard};
 use crate::error::Error;
+use crate::kernel::Kernel;
 use crate::ready::{self, ListenSpec, Settler};
 use crate::HoldStats;
 
@@ -119,14 +120,14 @@ impl ReloadRecord {
     }
 }
 
-struct Hold {
-    guard: Option<HoldGuard>,
+struct Hold<K: Kernel + Send + 'static> {
+    guard: Option<HoldGuard<K>>,
     since: Instant,
     stats: Option<HoldStats>,
     held_ms: f64,
 }
 
-impl Hold {
+impl<K: Kernel + Send + 'static> Hold<K> {
     async fn release(&mut self, record: &mut ReloadRecord) {
         let Some(g) = self.guard.take() else { return };
         self.held_ms = self.since.elapsed().as_secs_f64() * 1000.0;
@@ -191,8 +192,8 @@ impl Signals {
 }
 
 /// Run `argv` under a hold (see the module docs).
-pub async fn reload(
-    agent: &Agent,
+pub async fn reload<K: Kernel + Send + 'static>(
+    agent: &Agent<K>,
     argv: &[OsString],
     opts: &ReloadOptions,
 ) -> Result<ReloadRecord, Error> {
@@ -316,8 +317,8 @@ pub async fn reload(
 }
 
 /// Poll the listeners until ready (and settled), max-hold, or a signal.
-async fn wait_listen(
-    agent: &Agent,
+async fn wait_listen<K: Kernel + Send + 'static>(
+    agent: &Agent<K>,
     opts: &ReloadOptions,
     before: &ready::Snapshot,
     deadline: tokio::time::Instant,
@@ -369,3 +370,6 @@ fn got_signal(forward_to: Option<u32>, sig: i32, record: &mut ReloadRecord) {
         tracing::warn!("got signal {sig}: releasing the plug");
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -201,3 +201,38 @@ impl fmt::Display for Status {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::controller::Controller;
+    use crate::kernel::fake::FakeKernel;
+    use crate::Config;
+
+    fn controller(dir: &std::path::Path) -> Controller<FakeKernel> {
+        let cfg = Config {
+            state_dir: dir.to_path_buf(),
+            ..Config::default()
+        };
+        Controller::with_kernel(cfg, FakeKernel::new()).unwrap()
+    }
+
+    #[test]
+    fn exit_codes_say_how_the_tree_compares() {
+        let dir = std::env::temp_dir().join(format!("plugctl-status-{}", std::process::id()));
+        let mut c = controller(&dir);
+        let st = c.status().unwrap();
+        assert_eq!((st.exit_code(), st.plug.is_none()), (10, true), "{st}");
+        c.setup(false).unwrap();
+        let st = c.status().unwrap();
+        assert_eq!(st.exit_code(), 0, "{st}");
+        assert_eq!(st.plug.as_ref().map(|p| p.state), Some("open"));
+        // A part taken away: differs, and the text says which.
+        c.kernel_mut().filters.pop();
+        let st = c.status().unwrap();
+        assert_eq!(st.exit_code(), 11, "{st}");
+        assert!(st.to_string().contains("MISSING"), "{st}");
+        let json = serde_json::to_string(&st).unwrap();
+        assert!(json.contains(r#""setup":"differs""#), "{json}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -21,6 +21,8 @@ pub struct FakeKernel {
     pub listeners: Vec<Listener>,
     /// Fail the first call whose description starts with this.
     pub fail_on: Option<(String, KernelError)>,
+    /// Fail every listing of listening sockets.
+    pub fail_listeners: bool,
 }
 
 impl FakeKernel {
@@ -203,6 +205,12 @@ impl Kernel for FakeKernel {
     }
 
     fn listeners(&mut self) -> Result<Vec<Listener>, NlError> {
+        if self.fail_listeners {
+            return Err(NlError::Kernel(KernelError {
+                errno: libc::EPERM,
+                message: None,
+            }));
+        }
         Ok(self.listeners.clone())
     }
 }

@@ -1,0 +1,203 @@
+//! The reload engine against the fake kernel: it holds around the command,
+//! releases on every path, and never lets the protection block a deploy.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use super::*;
+use crate::controller::Controller;
+use crate::kernel::fake::FakeKernel;
+use crate::Config;
+
+const CLOSE: &str = "new_qdisc plug 40: Change block";
+const OPEN: &str = "new_qdisc plug 40: Change release_indefinite";
+
+struct Lab {
+    dir: PathBuf,
+    agent: Agent<FakeKernel>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Lab {
+    /// An agent over a fake kernel, with the tree set up if `tree`.
+    fn new(tree: bool) -> Lab {
+        let dir = std::env::temp_dir().join(format!(
+            "plugctl-reload-{}-{}",
+            std::process::id(),
+            &crate::state::dir::random_hex()[..8]
+        ));
+        let cfg = Config {
+            state_dir: dir.clone(),
+            ..Config::default()
+        };
+        let mut ctl = Controller::with_kernel(cfg, FakeKernel::new()).unwrap();
+        if tree {
+            ctl.setup(false).unwrap();
+            ctl.kernel_mut().calls.clear();
+        }
+        Lab {
+            dir,
+            agent: Agent::from_controller(ctl).without_watchdog(),
+        }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.agent.with_controller(|c| c.kernel_mut().calls.clone())
+    }
+
+    fn kernel(&self, f: impl FnOnce(&mut FakeKernel)) {
+        self.agent.with_controller(|c| f(c.kernel_mut()))
+    }
+}
+
+fn argv(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+fn opts() -> ReloadOptions {
+    ReloadOptions {
+        max_hold: Duration::from_secs(5),
+        ..ReloadOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn the_command_runs_under_a_hold_and_its_code_is_kept() {
+    let lab = Lab::new(true);
+    let rec = reload(&lab.agent, &argv(&["sh", "-c", "exit 3"]), &opts())
+        .await
+        .unwrap();
+    assert!(rec.held, "{rec:?}");
+    assert_eq!((rec.command_exit, rec.exit_code()), (Some(3), 3));
+    assert_eq!(lab.calls(), [CLOSE, OPEN]);
+    assert!(
+        rec.summary().contains("reload exit 3; held"),
+        "{}",
+        rec.summary()
+    );
+}
+
+#[tokio::test]
+async fn a_command_that_cannot_start_is_released() {
+    let lab = Lab::new(true);
+    let e = reload(&lab.agent, &argv(&["/nonexistent/reload-cmd"]), &opts())
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 127, "{e}");
+    assert_eq!(lab.calls(), [CLOSE, OPEN]);
+}
+
+#[tokio::test]
+async fn a_hung_command_is_released_at_max_hold_and_waited_for() {
+    let lab = Lab::new(true);
+    let o = ReloadOptions {
+        max_hold: Duration::from_millis(200),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &argv(&["sleep", "1"]), &o)
+        .await
+        .unwrap();
+    assert!(rec.max_hold_reached, "{rec:?}");
+    assert!(
+        rec.held_ms < 900.0,
+        "released at max-hold, not when CMD ended: {rec:?}"
+    );
+    assert_eq!(rec.command_exit, Some(0), "the command was left to finish");
+    assert_eq!(lab.calls(), [CLOSE, OPEN]);
+}
+
+#[tokio::test]
+async fn without_a_hold_the_command_still_runs_unless_strict() {
+    let lab = Lab::new(false);
+    let rec = reload(&lab.agent, &argv(&["true"]), &opts()).await.unwrap();
+    assert!(!rec.held);
+    assert_eq!(rec.command_exit, Some(0));
+    assert!(rec.warnings[0].contains("without holding"), "{rec:?}");
+    assert!(rec.summary().contains("NOT held"));
+
+    let marker = lab.dir.join("ran");
+    let strict = ReloadOptions {
+        strict: true,
+        ..opts()
+    };
+    let cmd = vec![OsString::from("touch"), marker.clone().into_os_string()];
+    let e = reload(&lab.agent, &cmd, &strict).await.unwrap_err();
+    assert_eq!(e.exit_code(), 13, "{e}");
+    assert!(!marker.exists(), "--strict ran the command");
+    assert!(lab.calls().is_empty(), "{:?}", lab.calls());
+}
+
+#[tokio::test]
+async fn a_socket_listing_failure_does_not_block_the_deploy() {
+    let lab = Lab::new(true);
+    lab.kernel(|k| k.fail_listeners = true);
+    let o = ReloadOptions {
+        wait_listen: vec!["8080".parse().unwrap()],
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
+    assert_eq!(rec.command_exit, Some(0));
+    assert!(rec.held);
+    assert!(
+        rec.warnings
+            .iter()
+            .any(|w| w.contains("cannot list listening sockets")),
+        "{rec:?}"
+    );
+    assert_eq!(lab.calls(), [CLOSE, OPEN]);
+}
+
+#[tokio::test]
+async fn wait_listen_holds_until_a_new_listener_replaces_the_old() {
+    use plugctl_netlink::diag::Listener;
+    let lab = Lab::new(true);
+    let l = |inode| Listener {
+        addr: "0.0.0.0".parse().unwrap(),
+        port: 8080,
+        inode,
+    };
+    lab.kernel(|k| k.listeners = vec![l(1)]);
+    let o = ReloadOptions {
+        wait_listen: vec!["8080".parse().unwrap()],
+        max_hold: Duration::from_millis(300),
+        ..opts()
+    };
+    // The old listener never goes: released at max-hold, and said why.
+    let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
+    assert!(rec.max_hold_reached, "{rec:?}");
+    assert!(
+        rec.warnings.iter().any(|w| w.contains("still listens")),
+        "{rec:?}"
+    );
+    // A new one replaced it: released without reaching max-hold.
+    lab.kernel(|k| k.listeners = vec![l(1)]);
+    let agent = lab.agent.clone();
+    let swap = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        agent.with_controller(|c| c.kernel_mut().listeners = vec![l(2)]);
+    });
+    let o = ReloadOptions {
+        max_hold: Duration::from_secs(5),
+        ..o
+    };
+    let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
+    swap.await.unwrap();
+    assert!(!rec.max_hold_reached, "{rec:?}");
+    assert!(
+        rec.waited_for_listen_ms.is_some_and(|ms| ms >= 40.0),
+        "{rec:?}"
+    );
+}
+
+#[tokio::test]
+async fn no_command_is_a_usage_error() {
+    let lab = Lab::new(true);
+    let e = reload(&lab.agent, &[], &opts()).await.unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(lab.calls().is_empty());
+}
