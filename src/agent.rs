@@ -127,7 +127,9 @@ impl<K: Kernel + Send + 'static> Agent<K> {
                 match c.hold_as(id, &what) {
                     Ok(id) => Ok((id, dog)),
                     Err(e) => {
-                        dog.map(Watchdog::disarm);
+                        if let Some(d) = dog {
+                            d.disarm();
+                        }
                         Err(e)
                     }
                 }
