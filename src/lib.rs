@@ -19,6 +19,8 @@ pub mod agent;
 pub mod config;
 pub mod controller;
 pub mod error;
+#[cfg(test)]
+mod golden;
 pub mod hold;
 pub mod kernel;
 pub mod ready;
