@@ -3,6 +3,7 @@
 
 use plugctl_netlink::tc::QueueStats;
 
+use crate::clock;
 use crate::config::Config;
 use crate::error::Error;
 use crate::hold::{Hold, PlugQdisc};
@@ -200,7 +201,7 @@ impl<K: Kernel> Controller<K> {
             id: id.clone(),
             slot: None,
             pid: Some(std::process::id()),
-            since_ms: state::now_ms(),
+            since_ms: clock::now_ms(),
             what: what.into(),
         };
         let Some(slot) = self.add_holder(holder, true)? else {
@@ -293,7 +294,7 @@ impl<K: Kernel> Controller<K> {
             id: MANUAL.into(),
             slot: None,
             pid: Some(std::process::id()),
-            since_ms: state::now_ms(),
+            since_ms: clock::now_ms(),
             what: "plugctl plug".into(),
         };
         self.add_holder(holder, false).map(|_| ())

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod error;
