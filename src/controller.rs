@@ -368,3 +368,6 @@ fn leftover(locked: &Locked) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod golden;

@@ -2,11 +2,11 @@
 //! the mechanism that does it. Today that is the `plug` qdisc; kernels
 //! without sch_plug will get another implementation of [`Hold`].
 
-use plugctl_netlink::tc::{PlugAction, PlugOptions, QdiscKind, QueueStats, Write};
+use plugctl_netlink::tc::QueueStats;
 
 use crate::error::Error;
 use crate::kernel::Kernel;
-use crate::tree::{PLUG, PLUG_PARENT};
+use crate::tree;
 
 /// A mechanism that holds new connections.
 pub trait Hold {
@@ -27,22 +27,14 @@ impl<'k> PlugQdisc<'k> {
     pub fn new(kernel: &'k mut dyn Kernel, ifindex: i32) -> PlugQdisc<'k> {
         PlugQdisc { kernel, ifindex }
     }
-
-    fn change(&mut self, action: PlugAction) -> Result<(), plugctl_netlink::Error> {
-        let kind = QdiscKind::Plug(Some(PlugOptions::action(action)));
-        self.kernel
-            .new_qdisc(self.ifindex, PLUG_PARENT, PLUG, &kind, Write::Change)
-    }
 }
 
 impl Hold for PlugQdisc<'_> {
     fn close(&mut self) -> Result<(), Error> {
-        self.change(PlugAction::Buffer)
-            .map_err(|e| Error::netlink("closing the plug", e))
+        tree::close(self.kernel, self.ifindex)
     }
     fn open(&mut self) -> Result<(), Error> {
-        self.change(PlugAction::ReleaseIndefinite)
-            .map_err(|e| Error::netlink("releasing the plug", e))
+        tree::open(self.kernel, self.ifindex)
     }
 }
 

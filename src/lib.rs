@@ -20,8 +20,6 @@ pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod error;
-#[cfg(test)]
-mod golden;
 pub mod hold;
 pub mod kernel;
 pub mod ready;

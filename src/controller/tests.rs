@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::kernel::fake::FakeKernel;
 
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -16,7 +16,7 @@ impl Drop for TempDir {
     }
 }
 
-fn temp_dir() -> TempDir {
+pub(super) fn temp_dir() -> TempDir {
     TempDir(std::env::temp_dir().join(format!(
         "plugctl-ctl-{}-{}",
         std::process::id(),

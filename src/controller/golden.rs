@@ -3,29 +3,13 @@
 //! outputs are an interface (scripts and monitoring parse them): a change
 //! to the code behind them must not change a byte unless it means to.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use plugctl_netlink::tc::{Filter, FwOptions, Handle, QdiscKind, QueueStats, ETH_P_IP};
 
+use super::tests::{temp_dir, TempDir};
 use crate::kernel::fake::FakeKernel;
-use crate::{state, tree, Config, Controller};
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir() -> TempDir {
-    TempDir(std::env::temp_dir().join(format!(
-        "plugctl-golden-{}-{}",
-        std::process::id(),
-        &state::dir::random_hex()[..8]
-    )))
-}
+use crate::{tree, Config, Controller};
 
 /// Two families and two ports: every part kind, and more than one rule.
 fn config(dir: &TempDir) -> Config {
@@ -58,6 +42,34 @@ fn record_without_manual() -> String {
     )
 }
 
+/// What `setup` prints for the tc part of the tree, built from nothing.
+const TC_ADDED: &str = "added qdisc prio 1: root bands 4 on lo
+added qdisc pfifo 10: parent 1:1
+added qdisc pfifo 20: parent 1:2
+added qdisc pfifo 30: parent 1:3
+added qdisc plug 40: parent 1:4 limit 1048576 (released)
+added filter ip prio 1 fw handle 1 classid 1:4
+added filter ipv6 prio 2 fw handle 1 classid 1:4";
+
+/// `status`'s part lines for [`config`], each name followed by `checks[i]`.
+fn part_lines(checks: [&str; 8]) -> String {
+    const NAMES: [&str; 8] = [
+        "  qdisc prio 1: root bands 4                                     ",
+        "  qdisc pfifo 10: parent 1:1                                     ",
+        "  qdisc pfifo 20: parent 1:2                                     ",
+        "  qdisc pfifo 30: parent 1:3                                     ",
+        "  qdisc plug 40: parent 1:4                                      ",
+        "  filter ip prio 1 fw handle 1 classid 1:4                       ",
+        "  filter ipv6 prio 2 fw handle 1 classid 1:4                     ",
+        "  nft table inet plugctl chain output: 4 mark rule(s)            ",
+    ];
+    NAMES
+        .iter()
+        .zip(checks)
+        .map(|(n, c)| format!("{n}{c}\n"))
+        .collect()
+}
+
 fn status_text_and_json(c: &mut Controller<FakeKernel>) -> (String, String) {
     let s = c.status().unwrap();
     (s.to_string(), serde_json::to_string(&s).unwrap())
@@ -69,14 +81,7 @@ fn setup_and_teardown_print_the_same_lines() {
     let mut c = controller(&dir);
     assert_eq!(
         c.setup(false).unwrap().to_string(),
-        "added qdisc prio 1: root bands 4 on lo
-added qdisc pfifo 10: parent 1:1
-added qdisc pfifo 20: parent 1:2
-added qdisc pfifo 30: parent 1:3
-added qdisc plug 40: parent 1:4 limit 1048576 (released)
-added filter ip prio 1 fw handle 1 classid 1:4
-added filter ipv6 prio 2 fw handle 1 classid 1:4
-installed nft table inet plugctl with 4 mark rule(s)"
+        format!("{TC_ADDED}\ninstalled nft table inet plugctl with 4 mark rule(s)")
     );
     assert_eq!(c.setup(false).unwrap().to_string(), "nothing to change");
     std::fs::write(c.store().record_path(), record_without_manual()).unwrap();
@@ -112,15 +117,7 @@ fn conflicts_forced_setup_and_a_changed_config_print_the_same_lines() {
     );
     assert_eq!(
         c.setup(true).unwrap().to_string(),
-        "removed the root qdisc on lo (--force)
-added qdisc prio 1: root bands 4 on lo
-added qdisc pfifo 10: parent 1:1
-added qdisc pfifo 20: parent 1:2
-added qdisc pfifo 30: parent 1:3
-added qdisc plug 40: parent 1:4 limit 1048576 (released)
-added filter ip prio 1 fw handle 1 classid 1:4
-added filter ipv6 prio 2 fw handle 1 classid 1:4
-installed nft table inet plugctl with 4 mark rule(s)"
+        format!("removed the root qdisc on lo (--force)\n{TC_ADDED}\ninstalled nft table inet plugctl with 4 mark rule(s)")
     );
     // Someone else's filter in plugctl's IPv6 slot.
     let k = c.kernel_mut();
@@ -144,29 +141,15 @@ installed nft table inet plugctl with 4 mark rule(s)"
     let (text, json) = status_text_and_json(&mut c);
     assert_eq!(
         text,
-        "device lo (ifindex 1): tree differs from the config
-  qdisc prio 1: root bands 4                                     ok
-  qdisc pfifo 10: parent 1:1                                     ok
-  qdisc pfifo 20: parent 1:2                                     ok
-  qdisc pfifo 30: parent 1:3                                     ok
-  qdisc plug 40: parent 1:4                                      ok
-  filter ip prio 1 fw handle 1 classid 1:4                       ok
-  filter ipv6 prio 2 fw handle 1 classid 1:4                     DIFFERS: found fw handle 0x7 protocol 0x0800
-  nft table inet plugctl chain output: 4 mark rule(s)            ok
-plug: open (set by pid PID); holding 0 packets (0 bytes); passed 0; dropped 0"
-            .replace("PID", &std::process::id().to_string())
+        format!(
+            "device lo (ifindex 1): tree differs from the config\n{}plug: open (set by pid {}); holding 0 packets (0 bytes); passed 0; dropped 0",
+            part_lines(["ok", "ok", "ok", "ok", "ok", "ok", "DIFFERS: found fw handle 0x7 protocol 0x0800", "ok"]), std::process::id()
+        )
     );
     assert!(json.contains(r#"{"name":"filter ipv6 prio 2 fw handle 1 classid 1:4","check":{"state":"differs","detail":"found fw handle 0x7 protocol 0x0800"}}"#), "{json}");
     assert_eq!(
         c.setup(true).unwrap().to_string(),
-        "removed the root qdisc on lo (--force)
-added qdisc prio 1: root bands 4 on lo
-added qdisc pfifo 10: parent 1:1
-added qdisc pfifo 20: parent 1:2
-added qdisc pfifo 30: parent 1:3
-added qdisc plug 40: parent 1:4 limit 1048576 (released)
-added filter ip prio 1 fw handle 1 classid 1:4
-added filter ipv6 prio 2 fw handle 1 classid 1:4"
+        format!("removed the root qdisc on lo (--force)\n{TC_ADDED}")
     );
     // A changed configuration: only the rules are replaced.
     let mut cfg = config(&dir);
@@ -214,16 +197,13 @@ fn status_prints_the_same_text_and_json() {
     let (text, json) = status_text_and_json(&mut c);
     assert_eq!(
         text,
-        "device lo (ifindex 1): tree missing
-  qdisc prio 1: root bands 4                                     MISSING
-  qdisc pfifo 10: parent 1:1                                     MISSING
-  qdisc pfifo 20: parent 1:2                                     MISSING
-  qdisc pfifo 30: parent 1:3                                     MISSING
-  qdisc plug 40: parent 1:4                                      MISSING
-  filter ip prio 1 fw handle 1 classid 1:4                       MISSING
-  filter ipv6 prio 2 fw handle 1 classid 1:4                     MISSING
-  nft table inet plugctl chain output: 4 mark rule(s)            MISSING
-plug: none"
+        format!(
+            "device lo (ifindex 1): tree missing\n{}plug: none",
+            part_lines([
+                "MISSING", "MISSING", "MISSING", "MISSING", "MISSING", "MISSING", "MISSING",
+                "MISSING"
+            ])
+        )
     );
     assert_eq!(
         json,
@@ -250,18 +230,10 @@ plug: none"
     let (text, json) = status_text_and_json(&mut c);
     assert_eq!(
         text,
-        "device lo (ifindex 1): tree differs from the config
-  qdisc prio 1: root bands 4                                     ok
-  qdisc pfifo 10: parent 1:1                                     ok
-  qdisc pfifo 20: parent 1:2                                     ok
-  qdisc pfifo 30: parent 1:3                                     ok
-  qdisc plug 40: parent 1:4                                      ok
-  filter ip prio 1 fw handle 1 classid 1:4                       ok
-  filter ipv6 prio 2 fw handle 1 classid 1:4                     ok
-  nft table inet plugctl chain output: 4 mark rule(s)            DIFFERS: found 3 rule(s), 3 of them plugctl mark rules as configured
-plug: closed (set by pid 4242); holding 3 packets (222 bytes); passed 1000; dropped 2
-holder manual: plugctl plug (pid 4242)
-holder 77-00112233aabbccdd: reload: systemctl reload haproxy (pid 77) GONE"
+        format!(
+            "device lo (ifindex 1): tree differs from the config\n{}plug: closed (set by pid 4242); holding 3 packets (222 bytes); passed 1000; dropped 2\nholder manual: plugctl plug (pid 4242)\nholder 77-00112233aabbccdd: reload: systemctl reload haproxy (pid 77) GONE",
+            part_lines(["ok", "ok", "ok", "ok", "ok", "ok", "ok", "DIFFERS: found 3 rule(s), 3 of them plugctl mark rules as configured"])
+        )
     );
     assert_eq!(
         json,
