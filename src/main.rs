@@ -221,7 +221,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Plug => {
-            Controller::new(cfg)?.plug()?;
+            Controller::new(cfg)?.hold_manual()?;
             report::out("plug closed: new connections are held until `plugctl release`");
             Ok(0)
         }

@@ -1,7 +1,7 @@
 //! Readiness-gated release (`reload --wait-listen [ADDR:]PORT`): after the
 //! reload command returns, keep holding until, for every named port, a
-//! listening socket exists that did not exist when the plug closed, *no*
-//! socket that listened at plug time still listens, and that has held for a
+//! listening socket exists that did not exist when the hold began, *no*
+//! socket that listened then still listens, and that has held for a
 //! settle time. Sockets are told apart by inode (NETLINK_SOCK_DIAG). A SYN
 //! released into a listener that is about to close would be reset; one
 //! released while nothing listens would be refused.

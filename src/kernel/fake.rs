@@ -21,6 +21,8 @@ pub struct FakeKernel {
     pub listeners: Vec<Listener>,
     /// Fail the first call whose description starts with this.
     pub fail_on: Option<(String, KernelError)>,
+    /// How many times the qdiscs were dumped (reads are not in `calls`).
+    pub qdisc_dumps: usize,
 }
 
 impl FakeKernel {
@@ -78,6 +80,7 @@ impl Kernel for FakeKernel {
     }
 
     fn qdiscs(&mut self, _ifindex: i32) -> Result<Vec<Qdisc>, NlError> {
+        self.qdisc_dumps += 1;
         Ok(self.qdiscs.clone())
     }
 

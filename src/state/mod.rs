@@ -1,5 +1,5 @@
-//! What the kernel cannot tell: whether the plug is closed, and who holds
-//! it. One record per device and network namespace under `state_dir`
+//! What the kernel cannot tell: whether new connections are held (the
+//! record's `closed`), and who holds them. One record per device and network namespace under `state_dir`
 //! (default `/run/plugctl`, a tmpfs: a reboot forgets it, as it forgets the
 //! qdiscs), changed under one lock.
 //!
@@ -14,8 +14,8 @@
 //!   read-only descriptor, and `fcntl` read locks block writers).
 //!
 //! Every wait for the mutex is bounded ([`LOCK_WAIT`]): the caller decides
-//! what to do without it (a release opens the plug anyway: the kernel's
-//! state is the truth, the record is bookkeeping).
+//! what to do without it (a release goes ahead anyway: the kernel's state
+//! is the truth, the record is bookkeeping).
 
 pub mod dir;
 pub mod lock;
