@@ -4,7 +4,9 @@
 
 use plugctl_netlink::diag::Listener;
 use plugctl_netlink::nft::{MarkRule, Ruleset};
-use plugctl_netlink::tc::{Filter, FwFilter, Handle, Qdisc, QdiscKind, QueueStats, Write};
+use plugctl_netlink::tc::{
+    Filter, FwFilter, Handle, Qdisc, QdiscKind, QueueStats, Write as TcWrite,
+};
 use plugctl_netlink::{Error as NlError, KernelError};
 
 use super::Kernel;
@@ -99,12 +101,12 @@ impl Kernel for FakeKernel {
         parent: Handle,
         handle: Handle,
         kind: &QdiscKind,
-        how: Write,
+        how: TcWrite,
     ) -> Result<(), NlError> {
         // A plug change names its action (`block`, `release_indefinite`), so
         // a test can tell a release from a close.
         let action = match kind {
-            QdiscKind::Plug(Some(o)) if how == Write::Change => {
+            QdiscKind::Plug(Some(o)) if how == TcWrite::Change => {
                 format!(" {}", o.action.tc_keyword())
             }
             _ => String::new(),
@@ -114,7 +116,7 @@ impl Kernel for FakeKernel {
             kind.name()
         ))?;
         match how {
-            Write::Change => {
+            TcWrite::Change => {
                 if !self.qdiscs.iter().any(|q| q.handle == handle) {
                     return Err(NlError::Kernel(KernelError {
                         errno: libc::ENOENT,
@@ -122,7 +124,7 @@ impl Kernel for FakeKernel {
                     }));
                 }
             }
-            Write::Create => {
+            TcWrite::Create => {
                 // A default qdisc (handle 0) in the slot counts as empty.
                 self.qdiscs
                     .retain(|q| !(q.parent == parent && q.handle.0 == 0));
