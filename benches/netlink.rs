@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use plugctl::hold::{Hold, PlugQdisc};
+use plugctl::hold::{Hold, PlugHold};
 use plugctl::kernel::{Kernel, NetlinkKernel};
 use plugctl::tree::{PLUG, PLUG_PARENT, PRIO};
 use plugctl::{Config, Controller};
@@ -163,11 +163,12 @@ fn kernel(c: &mut Criterion) {
         })
     });
     // Exactly what `plugctl plug` and `plugctl release` send.
-    let mut plug = PlugQdisc::new(&mut k, ifindex);
+    let mut plug = PlugHold::new("lo");
+    plug.held(&mut k).unwrap();
     g.bench_function("plugctl: buffer + release over a held socket", |b| {
         b.iter(|| {
-            plug.close().unwrap();
-            plug.open().unwrap();
+            plug.hold(&mut k).unwrap();
+            plug.release(&mut k).unwrap();
         })
     });
     // Attribution: two real changes that wake no queue. BUFFER while already
@@ -177,11 +178,11 @@ fn kernel(c: &mut Criterion) {
     // kernel's queue wake-up (NET_TX softirq over prio's bands).
     g.bench_function("two changes that wake no queue (buffer, buffer)", |b| {
         b.iter(|| {
-            plug.close().unwrap();
-            plug.close().unwrap();
+            plug.hold(&mut k).unwrap();
+            plug.hold(&mut k).unwrap();
         })
     });
-    plug.open().unwrap();
+    plug.release(&mut k).unwrap();
     let tc_plug = |action| {
         let args = [
             "qdisc", "change", "dev", "lo", "parent", "1:4", "handle", "40:", "plug",

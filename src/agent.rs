@@ -159,7 +159,8 @@ impl<K: Kernel + Send + 'static> HoldGuard<K> {
         self.since.elapsed()
     }
 
-    /// Give the hold back now (the plug opens unless others still hold it).
+    /// Give the hold back now (the held connections are released unless
+    /// others still hold them).
     pub async fn release(mut self) -> Result<HoldStats, Error> {
         let ctl = self.ctl.clone();
         let id = self.id.take();
@@ -183,7 +184,7 @@ fn release_now<K: Kernel>(
     let Some(id) = id else {
         return Ok(HoldStats::default());
     };
-    let r = locked(ctl).unhold(id);
+    let r = locked(ctl).release_hold(id);
     match (&r, dog) {
         // Released: stand the watchdog down.
         (Ok(_), Some(d)) => d.disarm(),

@@ -1,11 +1,11 @@
-//! The [`Controller`]: plugctl's tree on one device, its hold and the state
-//! record that says who holds it.
+//! The [`Controller`]: plugctl's tree on one device, the mechanism that
+//! holds new connections there ([`Hold`]) and the state record that says
+//! who holds them.
 
-use plugctl_netlink::tc::QueueStats;
-
+use crate::clock;
 use crate::config::Config;
 use crate::error::Error;
-use crate::hold::{Hold, PlugQdisc};
+use crate::hold::{Counters, Hold, PlugHold};
 use crate::kernel::{Kernel, NetlinkKernel};
 use crate::state::{self, Holder, Locked, Record, Recorded, Slot, StateError, Store};
 use crate::status::Status;
@@ -15,6 +15,9 @@ use crate::tree::{self, Changes};
 pub struct Controller<K: Kernel = NetlinkKernel> {
     cfg: Config,
     kernel: K,
+    /// What holds new connections: the only way the controller holds,
+    /// releases and counts.
+    backend: Box<dyn Hold + Send>,
     store: Store,
     lock_wait: std::time::Duration,
 }
@@ -27,25 +30,40 @@ impl Controller<NetlinkKernel> {
     }
 }
 
-/// What a hold saw, read just before the plug opened.
+/// What a hold saw, read just before it was released.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HoldStats {
-    /// Whether this call opened the plug (false: another holder still holds it).
-    pub opened: bool,
-    /// SYNs held when it opened.
+    /// Whether this call released the held connections (false: another
+    /// holder still holds them).
+    pub released: bool,
+    /// SYNs held when they were released.
     pub packets: u32,
-    /// Bytes held when it opened.
+    /// Bytes held when they were released.
     pub bytes: u32,
-    /// Packets dropped (plug full) since the hold began.
+    /// Packets dropped (the hold full) since the hold began.
     pub drops: u32,
-    /// Set when the plug was opened without updating the state record (its
-    /// lock could not be had, or the record could not be written): why.
+    /// Set when the hold was released without updating the state record
+    /// (its lock could not be had, or the record could not be written): why.
     pub unrecorded: Option<String>,
 }
 
+impl HoldStats {
+    /// Released now, holding what `held` says; drops counted from
+    /// `drops_at_start`.
+    fn released(held: Counters, drops_at_start: u32, unrecorded: Option<String>) -> HoldStats {
+        HoldStats {
+            released: true,
+            packets: held.packets,
+            bytes: held.bytes,
+            drops: held.drops.saturating_sub(drops_at_start),
+            unrecorded,
+        }
+    }
+}
+
 /// A hold taken with [`Controller::hold_as`]: give it back with
-/// [`Controller::unhold`]. While it exists, its lock slot says its holder
-/// is alive; if the process dies, the kernel frees the slot.
+/// [`Controller::release_hold`]. While it exists, its lock slot says its
+/// holder is alive; if the process dies, the kernel frees the slot.
 #[derive(Debug)]
 pub struct HoldId {
     /// The holder's id in the record.
@@ -68,6 +86,7 @@ impl<K: Kernel> Controller<K> {
         cfg.validate()?;
         let store = Store::new(&cfg.state_dir, &cfg.device);
         Ok(Controller {
+            backend: Box::new(PlugHold::new(&cfg.device)),
             cfg,
             kernel,
             store,
@@ -98,8 +117,8 @@ impl<K: Kernel> Controller<K> {
     }
 
     /// Build whatever part of the tree is missing (see [`tree::setup`]). A
-    /// plug that may have been left closed (recorded closed with every
-    /// holder gone, or an unreadable record) is released.
+    /// hold that may have been left behind (recorded with every holder
+    /// gone, or an unreadable record) is released.
     pub fn setup(&mut self, force: bool) -> Result<Changes, Error> {
         let mut changes = tree::setup(&mut self.kernel, &self.cfg, force)?;
         let mut locked = self.store.lock(self.lock_wait)?;
@@ -108,8 +127,7 @@ impl<K: Kernel> Controller<K> {
             r.holders = locked.live_holders();
             locked.write(r)?;
         } else if let Some(why) = leftover(&locked) {
-            let ifindex = self.plug_ifindex()?;
-            PlugQdisc::new(&mut self.kernel, ifindex).open()?;
+            self.release_now()?;
             locked.write(Record::now(false))?;
             changes.lines.push(format!("released a plug that {why}"));
         }
@@ -128,44 +146,27 @@ impl<K: Kernel> Controller<K> {
         Ok(changes)
     }
 
-    /// The device's index, if the plug exists on it. Cheaper than a full
-    /// [`tree::observe`]: this is on the reload path.
-    fn plug_ifindex(&mut self) -> Result<i32, Error> {
-        let ifindex = self
-            .kernel
-            .ifindex(&self.cfg.device)
-            .map_err(|e| Error::netlink("looking up the device", e))?
-            .ok_or_else(|| Error::NoDevice(self.cfg.device.clone()))?;
-        let qs = self
-            .kernel
-            .qdiscs(ifindex)
-            .map_err(|e| Error::netlink("reading qdiscs", e))?;
-        if tree::find_plug(&qs).is_none() {
-            return Err(Error::NotSetUp {
-                device: self.cfg.device.clone(),
-                missing: format!("no plug qdisc {} under {}", tree::PLUG, tree::PLUG_PARENT),
-            });
-        }
-        Ok(ifindex)
+    /// Let the held connections through: one look at the backend (what
+    /// it holds), then the release.
+    fn release_now(&mut self) -> Result<Counters, Error> {
+        let held = self.backend.held(&mut self.kernel)?;
+        self.backend.release(&mut self.kernel)?;
+        Ok(held)
     }
 
-    fn plug_stats(&mut self, ifindex: i32) -> QueueStats {
-        self.kernel
-            .qdiscs(ifindex)
-            .ok()
-            .and_then(|qs| tree::find_plug(&qs).map(|q| q.stats))
-            .unwrap_or_default()
-    }
-
-    /// Add `holder` under the lock and close the plug unless it already is
-    /// (recorded closed with live holders).
-    fn add_holder(&mut self, mut holder: Holder, with_slot: bool) -> Result<Option<Slot>, Error> {
-        let ifindex = self.plug_ifindex()?;
+    /// Add `holder` under the lock and hold new connections unless they
+    /// already are (recorded held, with live holders). Returns the slot
+    /// (if `with_slot`) and what the backend held before.
+    fn add_holder(
+        &mut self,
+        mut holder: Holder,
+        with_slot: bool,
+    ) -> Result<(Option<Slot>, Counters), Error> {
+        let before = self.backend.held(&mut self.kernel)?;
         let mut locked = self.store.lock(self.lock_wait)?;
         let mut others = locked.live_holders();
         others.retain(|h| h.id != holder.id);
-        let already_closed =
-            !others.is_empty() && locked.recorded.record().is_some_and(|r| r.closed);
+        let already_held = !others.is_empty() && locked.recorded.record().is_some_and(|r| r.closed);
         let slot = if with_slot {
             let s = locked.take_slot(&others)?;
             holder.slot = Some(s.slot);
@@ -176,12 +177,12 @@ impl<K: Kernel> Controller<K> {
         let mut r = Record::now(true);
         r.holders = others.clone();
         r.holders.push(holder);
-        // Recorded before the plug closes: if this process dies in between,
-        // the record shows a closed plug whose holder is gone, which
-        // `setup` and `release` open.
+        // Recorded before the hold begins: if this process dies in between,
+        // the record shows a hold whose holder is gone, which `setup` and
+        // `release` release.
         locked.write(r)?;
-        if !already_closed {
-            if let Err(e) = PlugQdisc::new(&mut self.kernel, ifindex).close() {
+        if !already_held {
+            if let Err(e) = self.backend.hold(&mut self.kernel) {
                 let mut r = Record::now(!others.is_empty());
                 r.holders = others;
                 if let Err(w) = locked.write(r) {
@@ -190,29 +191,25 @@ impl<K: Kernel> Controller<K> {
                 return Err(e);
             }
         }
-        Ok(slot)
+        Ok((slot, before))
     }
 
     /// Take a hold for holder `id`: new connections are held until every
-    /// holder has let go. The plug closes with the first holder.
+    /// holder has let go. Holding begins with the first holder.
     pub fn hold_as(&mut self, id: String, what: &str) -> Result<HoldId, Error> {
         let holder = Holder {
             id: id.clone(),
             slot: None,
             pid: Some(std::process::id()),
-            since_ms: state::now_ms(),
+            since_ms: clock::now_ms(),
             what: what.into(),
         };
-        let Some(slot) = self.add_holder(holder, true)? else {
+        let (Some(slot), before) = self.add_holder(holder, true)? else {
             unreachable!("add_holder with a slot returns one")
         };
-        let drops_at_start = self
-            .plug_ifindex()
-            .map(|i| self.plug_stats(i).drops)
-            .unwrap_or(0);
         Ok(HoldId {
             id,
-            drops_at_start,
+            drops_at_start: before.drops,
             _slot: slot,
         })
     }
@@ -222,19 +219,23 @@ impl<K: Kernel> Controller<K> {
         self.hold_as(new_holder_id(), what)
     }
 
-    /// Give back a hold. The plug opens if no other live holder remains.
-    pub fn unhold(&mut self, hold: HoldId) -> Result<HoldStats, Error> {
+    /// Give back a hold. The held connections are released if no other
+    /// live holder remains.
+    pub fn release_hold(&mut self, hold: HoldId) -> Result<HoldStats, Error> {
         // The slot stays locked until the record no longer names it.
-        self.unhold_id(&hold.id, hold.drops_at_start)
+        self.release_holder(&hold.id, hold.drops_at_start)
     }
 
     /// Give back the hold of holder `id` (the watchdog does this for a dead
-    /// holder). If the record's lock cannot be had in time, the plug is
-    /// opened anyway: a stuck lock must never keep connections held.
-    pub fn unhold_id(&mut self, id: &str, drops_at_start: u32) -> Result<HoldStats, Error> {
+    /// holder). If the record's lock cannot be had in time, the held
+    /// connections are released anyway: a stuck lock must never keep them
+    /// held.
+    pub fn release_holder(&mut self, id: &str, drops_at_start: u32) -> Result<HoldStats, Error> {
         let mut locked = match self.store.lock(self.lock_wait) {
             Ok(l) => l,
-            Err(e @ StateError::LockTimeout { .. }) => return self.open_unrecorded(e.to_string()),
+            Err(e @ StateError::LockTimeout { .. }) => {
+                return self.release_unrecorded(e.to_string())
+            }
             Err(e) => return Err(e.into()),
         };
         let mut holders = locked.live_holders();
@@ -247,68 +248,54 @@ impl<K: Kernel> Controller<K> {
             tracing::info!("the hold stays: {n} other holder(s)");
             return Ok(HoldStats::default());
         }
-        self.open_recorded(&mut locked, drops_at_start)
+        self.release_recorded(&mut locked, drops_at_start)
     }
 
-    /// Open the plug and record it open.
-    fn open_recorded(
+    /// Release the held connections and record that nothing is held.
+    fn release_recorded(
         &mut self,
         locked: &mut Locked,
         drops_at_start: u32,
     ) -> Result<HoldStats, Error> {
-        let ifindex = self.plug_ifindex()?;
-        let s = self.plug_stats(ifindex);
-        PlugQdisc::new(&mut self.kernel, ifindex).open()?;
+        let held = self.release_now()?;
         let unrecorded = locked
             .write(Record::now(false))
             .err()
             .map(|e| format!("the plug is open, but {e}"));
-        Ok(HoldStats {
-            opened: true,
-            packets: s.qlen,
-            bytes: s.backlog,
-            drops: s.drops.saturating_sub(drops_at_start),
-            unrecorded,
-        })
+        Ok(HoldStats::released(held, drops_at_start, unrecorded))
     }
 
-    /// Open the plug without the record's lock.
-    fn open_unrecorded(&mut self, why: String) -> Result<HoldStats, Error> {
-        let ifindex = self.plug_ifindex()?;
-        let s = self.plug_stats(ifindex);
-        PlugQdisc::new(&mut self.kernel, ifindex).open()?;
-        tracing::debug!("opened the plug without updating its record: {why}");
-        Ok(HoldStats {
-            opened: true,
-            packets: s.qlen,
-            bytes: s.backlog,
-            drops: s.drops,
-            unrecorded: Some(why),
-        })
+    /// Release the held connections without the record's lock.
+    fn release_unrecorded(&mut self, why: String) -> Result<HoldStats, Error> {
+        let held = self.release_now()?;
+        tracing::debug!("released the hold without updating its record: {why}");
+        Ok(HoldStats::released(held, 0, Some(why)))
     }
 
-    /// `plugctl plug`: close the plug until `plugctl release`.
-    pub fn plug(&mut self) -> Result<(), Error> {
+    /// `plugctl plug`: hold new connections until `plugctl release`.
+    pub fn hold_manual(&mut self) -> Result<(), Error> {
         let holder = Holder {
             id: MANUAL.into(),
             slot: None,
             pid: Some(std::process::id()),
-            since_ms: state::now_ms(),
+            since_ms: clock::now_ms(),
             what: "plugctl plug".into(),
         };
         self.add_holder(holder, false).map(|_| ())
     }
 
-    /// `plugctl release`: give back the manual hold and open the plug unless
-    /// a live holder (a running reload) still holds it; with `force`, open it
-    /// regardless and forget every holder. An unreadable record counts as
-    /// "maybe closed, holders unknown": the plug is opened. If the record's
-    /// lock cannot be had in time, the plug is opened anyway, and the
-    /// returned stats say so.
+    /// `plugctl release`: give back the manual hold and release the held
+    /// connections unless a live holder (a running reload) still holds
+    /// them; with `force`, release them regardless and forget every holder.
+    /// An unreadable record counts as "maybe held, holders unknown": they
+    /// are released. If the record's lock cannot be had in time, they are
+    /// released anyway, and the returned stats say so.
     pub fn release(&mut self, force: bool) -> Result<HoldStats, Error> {
         let mut locked = match self.store.lock(self.lock_wait) {
             Ok(l) => l,
-            Err(e @ StateError::LockTimeout { .. }) => return self.open_unrecorded(e.to_string()),
+            Err(e @ StateError::LockTimeout { .. }) => {
+                return self.release_unrecorded(e.to_string())
+            }
             Err(e) => return Err(e.into()),
         };
         if !force {
@@ -330,9 +317,9 @@ impl<K: Kernel> Controller<K> {
             }
         }
         if let Recorded::Unreadable(why) = &locked.recorded {
-            tracing::warn!("the state record was unreadable ({why}); opening the plug");
+            tracing::warn!("the state record was unreadable ({why}); releasing the hold");
         }
-        self.open_recorded(&mut locked, 0)
+        self.release_recorded(&mut locked, 0)
     }
 
     /// Every listening TCP socket (for the readiness check).
@@ -343,7 +330,7 @@ impl<K: Kernel> Controller<K> {
     }
 
     /// The tree as found in the kernel, compared with the configuration,
-    /// with the plug's recorded state, its holders and its counters.
+    /// with the hold's recorded state, its holders and the plug's counters.
     pub fn status(&mut self) -> Result<Status, Error> {
         let obs = tree::observe(&mut self.kernel, &self.cfg)?;
         let peek = self.store.peek()?;
@@ -351,8 +338,9 @@ impl<K: Kernel> Controller<K> {
     }
 }
 
-/// Why the plug may have been left closed, if it may: recorded closed with
-/// every holder gone, or the record unreadable.
+/// Why connections may have been left held, if they may: recorded held
+/// (`closed`) with every holder gone, or the record unreadable. The words
+/// are `setup`'s output.
 fn leftover(locked: &Locked) -> Option<String> {
     match &locked.recorded {
         Recorded::Unreadable(why) => {
@@ -367,3 +355,6 @@ fn leftover(locked: &Locked) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod golden;

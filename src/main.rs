@@ -88,7 +88,7 @@ enum Command {
         /// and none of those that listened when the plug closed; repeatable
         /// [config: wait_listen]
         #[arg(long = "wait-listen", value_name = "[ADDR:]PORT")]
-        wait_listen: Vec<plugctl::ready::ListenSpec>,
+        wait_listen: Vec<plugctl::config::ListenSpec>,
         /// How long readiness must hold before releasing [config: settle; default: 20ms]
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         settle: Option<std::time::Duration>,
@@ -221,7 +221,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Plug => {
-            Controller::new(cfg)?.plug()?;
+            Controller::new(cfg)?.hold_manual()?;
             report::out("plug closed: new connections are held until `plugctl release`");
             Ok(0)
         }

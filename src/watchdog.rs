@@ -1,13 +1,13 @@
 //! The watchdog: a helper process that releases a hold if its holder dies
-//! without releasing (`kill -9`, a crash, an OOM kill), so a plug can never
-//! stay closed because plugctl itself is gone.
+//! without releasing (`kill -9`, a crash, an OOM kill), so connections can
+//! never stay held because plugctl itself is gone.
 //!
-//! The holder starts it (`plugctl __watchdog`) *before* closing the plug,
+//! The holder starts it (`plugctl __watchdog`) *before* its hold begins,
 //! with a pipe on its stdin. The watchdog opens its netlink sockets, says
 //! "ready", and blocks reading the pipe. A normal release writes `R` first;
 //! end-of-file without `R` means the holder died, and the watchdog gives
-//! back that holder's hold at once (the plug opens unless another live
-//! holder still holds it). It runs in its own process group, so a Ctrl-C
+//! back that holder's hold at once (the held connections are released
+//! unless another live holder still holds them). It runs in its own process group, so a Ctrl-C
 //! meant for the reload does not reach it.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -145,11 +145,11 @@ pub fn run(id: &str) -> i32 {
         return 0;
     }
     // The holder died holding: give its hold back.
-    match ctl.unhold_id(id, 0) {
+    match ctl.release_holder(id, 0) {
         Ok(s) => {
             tracing::warn!(
                 "holder {id} died while holding; {}",
-                if s.opened {
+                if s.released {
                     "plug released"
                 } else {
                     "other holders remain"

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::kernel::fake::FakeKernel;
 
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -16,7 +16,7 @@ impl Drop for TempDir {
     }
 }
 
-fn temp_dir() -> TempDir {
+pub(super) fn temp_dir() -> TempDir {
     TempDir(std::env::temp_dir().join(format!(
         "plugctl-ctl-{}-{}",
         std::process::id(),
@@ -57,8 +57,8 @@ fn a_hold_closes_and_its_release_opens() {
     assert!(r.closed);
     assert_eq!(r.holders.len(), 1);
     assert!(c.store().peek().unwrap().alive(&r.holders[0]) == Some(true));
-    let s = c.unhold(h).unwrap();
-    assert!(s.opened && s.unrecorded.is_none());
+    let s = c.release_hold(h).unwrap();
+    assert!(s.released && s.unrecorded.is_none());
     assert_eq!(c.kernel_mut().calls, [CLOSE, OPEN]);
     let Recorded::Found(r) = recorded(&c) else {
         panic!("no record")
@@ -77,9 +77,9 @@ fn overlapping_holds_open_only_with_the_last() {
         [CLOSE],
         "the second hold sends nothing"
     );
-    assert!(!c.unhold(a).unwrap().opened);
+    assert!(!c.release_hold(a).unwrap().released);
     assert_eq!(c.kernel_mut().calls, [CLOSE]);
-    assert!(c.unhold(b).unwrap().opened);
+    assert!(c.release_hold(b).unwrap().released);
     assert_eq!(c.kernel_mut().calls, [CLOSE, OPEN]);
 }
 
@@ -94,7 +94,7 @@ fn release_refuses_a_live_holder_unless_forced() {
         "{e}"
     );
     assert_eq!(c.kernel_mut().calls, [CLOSE]);
-    assert!(c.release(true).unwrap().opened);
+    assert!(c.release(true).unwrap().released);
     assert_eq!(c.kernel_mut().calls, [CLOSE, OPEN]);
     drop(h);
 }
@@ -110,7 +110,7 @@ fn a_holder_that_is_gone_no_longer_holds() {
     let st = c.status().unwrap();
     assert!(st.leftover, "{st}");
     assert_eq!(st.exit_code(), 15);
-    assert!(c.release(false).unwrap().opened);
+    assert!(c.release(false).unwrap().released);
     assert_eq!(c.kernel_mut().calls, [CLOSE, OPEN]);
     assert_eq!(c.status().unwrap().exit_code(), 0);
 }
@@ -129,13 +129,16 @@ fn setup_opens_a_plug_left_closed() {
 fn manual_plug_holds_until_release() {
     let dir = temp_dir();
     let mut c = controller(&dir);
-    c.plug().unwrap();
+    c.hold_manual().unwrap();
     assert_eq!(c.kernel_mut().calls, [CLOSE]);
     // The manual hold has no process: nothing can judge it dead.
     assert!(!c.status().unwrap().leftover);
     let h = c.hold("reload").unwrap();
-    assert!(!c.unhold(h).unwrap().opened, "the manual hold remains");
-    assert!(c.release(false).unwrap().opened);
+    assert!(
+        !c.release_hold(h).unwrap().released,
+        "the manual hold remains"
+    );
+    assert!(c.release(false).unwrap().released);
     assert_eq!(c.kernel_mut().calls, [CLOSE, OPEN]);
 }
 
@@ -153,7 +156,7 @@ fn an_unreadable_record_means_maybe_closed() {
         assert_eq!(c.kernel_mut().calls, [OPEN]);
         assert_eq!(c.status().unwrap().exit_code(), 0);
         std::fs::write(c.store().record_path(), garbage).unwrap();
-        assert!(c.release(false).unwrap().opened);
+        assert!(c.release(false).unwrap().released);
     }
 }
 
@@ -181,15 +184,15 @@ fn a_stuck_lock_does_not_keep_the_plug_closed() {
     assert!(t.elapsed() < Duration::from_secs(2), "the wait is bounded");
     assert_eq!(c.kernel_mut().calls, [CLOSE]);
     // A release opens the plug anyway, and says so.
-    let s = c.unhold(h).unwrap();
-    assert!(s.opened);
+    let s = c.release_hold(h).unwrap();
+    assert!(s.released);
     assert!(
         s.unrecorded.as_deref().is_some_and(|w| w.contains("lock")),
         "{s:?}"
     );
     assert_eq!(c.kernel_mut().calls, [CLOSE, OPEN]);
     let s = c.release(false).unwrap();
-    assert!(s.opened && s.unrecorded.is_some());
+    assert!(s.released && s.unrecorded.is_some());
 }
 
 #[test]
@@ -208,4 +211,34 @@ fn a_failed_close_leaves_no_holder_behind() {
         panic!("no record")
     };
     assert!(!r.closed && r.holders.is_empty(), "{r:?}");
+}
+
+#[test]
+fn a_hold_and_its_release_each_read_the_qdiscs_once() {
+    let dir = temp_dir();
+    let mut c = controller(&dir);
+    c.kernel_mut().qdisc_dumps = 0;
+    let h = c.hold("once").unwrap();
+    assert_eq!(c.kernel_mut().qdisc_dumps, 1, "hold");
+    c.release_hold(h).unwrap();
+    assert_eq!(c.kernel_mut().qdisc_dumps, 2, "release");
+}
+
+#[test]
+fn a_release_reports_what_was_held_and_what_the_hold_dropped() {
+    let dir = temp_dir();
+    let mut c = controller(&dir);
+    let set_plug = |c: &mut Controller<FakeKernel>, qlen, backlog, drops| {
+        let qs = &mut c.kernel_mut().qdiscs;
+        let plug = qs.iter_mut().find(|q| q.handle == tree::PLUG).unwrap();
+        plug.stats.qlen = qlen;
+        plug.stats.backlog = backlog;
+        plug.stats.drops = drops;
+    };
+    // Drops from before the hold are not its own.
+    set_plug(&mut c, 0, 0, 5);
+    let h = c.hold("counted").unwrap();
+    set_plug(&mut c, 2, 148, 8);
+    let s = c.release_hold(h).unwrap();
+    assert_eq!((s.packets, s.bytes, s.drops), (2, 148, 3), "{s:?}");
 }

@@ -4,7 +4,9 @@
 
 use plugctl_netlink::diag::Listener;
 use plugctl_netlink::nft::{MarkRule, Ruleset};
-use plugctl_netlink::tc::{Filter, FwFilter, Handle, Qdisc, QdiscKind, QueueStats, Write};
+use plugctl_netlink::tc::{
+    Filter, FwFilter, Handle, Qdisc, QdiscKind, QueueStats, Write as TcWrite,
+};
 use plugctl_netlink::{Error as NlError, KernelError};
 
 use super::Kernel;
@@ -23,6 +25,8 @@ pub struct FakeKernel {
     pub fail_on: Option<(String, KernelError)>,
     /// Fail every listing of listening sockets.
     pub fail_listeners: bool,
+    /// How many times the qdiscs were dumped (reads are not in `calls`).
+    pub qdisc_dumps: usize,
 }
 
 impl FakeKernel {
@@ -80,6 +84,7 @@ impl Kernel for FakeKernel {
     }
 
     fn qdiscs(&mut self, _ifindex: i32) -> Result<Vec<Qdisc>, NlError> {
+        self.qdisc_dumps += 1;
         Ok(self.qdiscs.clone())
     }
 
@@ -98,12 +103,12 @@ impl Kernel for FakeKernel {
         parent: Handle,
         handle: Handle,
         kind: &QdiscKind,
-        how: Write,
+        how: TcWrite,
     ) -> Result<(), NlError> {
         // A plug change names its action (`block`, `release_indefinite`), so
         // a test can tell a release from a close.
         let action = match kind {
-            QdiscKind::Plug(Some(o)) if how == Write::Change => {
+            QdiscKind::Plug(Some(o)) if how == TcWrite::Change => {
                 format!(" {}", o.action.tc_keyword())
             }
             _ => String::new(),
@@ -113,7 +118,7 @@ impl Kernel for FakeKernel {
             kind.name()
         ))?;
         match how {
-            Write::Change => {
+            TcWrite::Change => {
                 if !self.qdiscs.iter().any(|q| q.handle == handle) {
                     return Err(NlError::Kernel(KernelError {
                         errno: libc::ENOENT,
@@ -121,7 +126,7 @@ impl Kernel for FakeKernel {
                     }));
                 }
             }
-            Write::Create => {
+            TcWrite::Create => {
                 // A default qdisc (handle 0) in the slot counts as empty.
                 self.qdiscs
                     .retain(|q| !(q.parent == parent && q.handle.0 == 0));

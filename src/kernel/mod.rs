@@ -7,7 +7,7 @@ use std::ffi::CString;
 
 use plugctl_netlink::diag::{self, Listener};
 use plugctl_netlink::nft::{self, MarkRule, Ruleset};
-use plugctl_netlink::tc::{self, Filter, FwFilter, Handle, Qdisc, QdiscKind, Write};
+use plugctl_netlink::tc::{self, Filter, FwFilter, Handle, Qdisc, QdiscKind, Write as TcWrite};
 use plugctl_netlink::{Error as NlError, Family, Socket};
 
 /// What plugctl asks of the kernel.
@@ -25,7 +25,7 @@ pub trait Kernel {
         parent: Handle,
         handle: Handle,
         kind: &QdiscKind,
-        how: Write,
+        how: TcWrite,
     ) -> Result<(), NlError>;
     /// Delete a qdisc (and whatever hangs below it).
     fn del_qdisc(&mut self, ifindex: i32, parent: Handle, handle: Handle) -> Result<(), NlError>;
@@ -130,7 +130,7 @@ impl Kernel for NetlinkKernel {
         parent: Handle,
         handle: Handle,
         kind: &QdiscKind,
-        how: Write,
+        how: TcWrite,
     ) -> Result<(), NlError> {
         self.tc_request(|seq| tc::new_qdisc(ifindex, parent, handle, kind, how, seq))
     }

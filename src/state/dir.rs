@@ -341,7 +341,7 @@ pub fn random_hex() -> String {
     // SAFETY: writing at most 16 bytes into a 16-byte buffer.
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
     if n != buf.len() as isize {
-        let t = super::now_ms() as u128 ^ ((std::process::id() as u128) << 64);
+        let t = crate::clock::now_ms() as u128 ^ ((std::process::id() as u128) << 64);
         buf = t.to_le_bytes();
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()

@@ -1,5 +1,5 @@
-//! What the kernel cannot tell: whether the plug is closed, and who holds
-//! it. One record per device and network namespace under `state_dir`
+//! What the kernel cannot tell: whether new connections are held (the
+//! record's `closed`), and who holds them. One record per device and network namespace under `state_dir`
 //! (default `/run/plugctl`, a tmpfs: a reboot forgets it, as it forgets the
 //! qdiscs), changed under one lock.
 //!
@@ -14,8 +14,8 @@
 //!   read-only descriptor, and `fcntl` read locks block writers).
 //!
 //! Every wait for the mutex is bounded ([`LOCK_WAIT`]): the caller decides
-//! what to do without it (a release opens the plug anyway: the kernel's
-//! state is the truth, the record is bookkeeping).
+//! what to do without it (a release goes ahead anyway: the kernel's state
+//! is the truth, the record is bookkeeping).
 
 pub mod dir;
 pub mod lock;
@@ -24,7 +24,7 @@ pub mod record;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::{fchmod, Mode};
@@ -40,13 +40,9 @@ pub const LOCK_MODE: u32 = 0o600;
 /// Mode of the record: readable by every user.
 pub const RECORD_MODE: u32 = 0o644;
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+/// The clock, as it was reached before [`crate::clock`] had its own module
+/// (`reload.rs` still calls it here).
+pub use crate::clock::now_ms;
 
 /// Why the state could not be used.
 #[derive(Debug, thiserror::Error)]

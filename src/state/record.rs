@@ -58,7 +58,7 @@ impl Record {
             version: VERSION,
             closed,
             pid: std::process::id(),
-            since_ms: super::now_ms(),
+            since_ms: crate::clock::now_ms(),
             holders: vec![],
         }
     }

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod listen;
+pub use listen::ListenSpec;
+
 /// Where `plugctl` looks for its configuration when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/plugctl/plugctl.toml";
 
@@ -36,7 +39,7 @@ pub struct Config {
     /// `reload` releases only once each of these `[ADDR:]PORT`s has a new
     /// listening socket and none of the old ones (empty: release as soon as
     /// the command returns).
-    pub wait_listen: Vec<crate::ready::ListenSpec>,
+    pub wait_listen: Vec<ListenSpec>,
     /// How long that must have held before releasing.
     #[serde(with = "humantime_serde")]
     pub settle: std::time::Duration,
@@ -166,7 +169,7 @@ mod tests {
 
     #[test]
     fn the_example_file_is_the_defaults() {
-        let text = include_str!("../config/plugctl.toml");
+        let text = include_str!("../../config/plugctl.toml");
         let c = Config::from_toml(text).unwrap();
         assert_eq!(c, Config::default());
     }
