@@ -204,3 +204,46 @@ impl<K: Kernel + Send + 'static> Drop for HoldGuard<K> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::fake::FakeKernel;
+
+    const CLOSE: &str = "new_qdisc plug 40: Change block";
+    const OPEN: &str = "new_qdisc plug 40: Change release_indefinite";
+
+    fn agent(dir: &std::path::Path) -> Agent<FakeKernel> {
+        let cfg = Config {
+            state_dir: dir.to_path_buf(),
+            ..Config::default()
+        };
+        let mut ctl = Controller::with_kernel(cfg, FakeKernel::new()).unwrap();
+        ctl.setup(false).unwrap();
+        ctl.kernel_mut().calls.clear();
+        Agent::from_controller(ctl).without_watchdog()
+    }
+
+    #[tokio::test]
+    async fn a_guard_releases_when_released_or_dropped() {
+        let dir =
+            std::env::temp_dir().join(format!("plugctl-agent-{}", crate::state::dir::random_hex()));
+        let a = agent(&dir);
+        let g = a.hold("deploy").await.unwrap();
+        let calls = || a.with_controller(|c| c.kernel_mut().calls.clone());
+        assert_eq!(calls(), [CLOSE]);
+        let s = g.release().await.unwrap();
+        assert!(s.released, "{s:?}");
+        assert_eq!(calls(), [CLOSE, OPEN]);
+        // Dropped without release: Drop gives the hold back.
+        drop(a.hold("dropped").await.unwrap());
+        assert_eq!(calls(), [CLOSE, OPEN, CLOSE, OPEN]);
+        // Two guards: the plug opens with the last.
+        let g1 = a.hold("one").await.unwrap();
+        let g2 = a.hold("two").await.unwrap();
+        assert!(!g1.release_blocking().unwrap().released);
+        assert!(g2.release().await.unwrap().released);
+        assert_eq!(calls().len(), 6);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

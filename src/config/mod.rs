@@ -153,14 +153,6 @@ impl Config {
         }
         Ok(())
     }
-
-    /// Does any address need IPv4 / IPv6 handling?
-    pub fn families(&self) -> (bool, bool) {
-        (
-            self.addresses.iter().any(IpAddr::is_ipv4),
-            self.addresses.iter().any(IpAddr::is_ipv6),
-        )
-    }
 }
 
 #[cfg(test)]
@@ -190,6 +182,5 @@ mod tests {
         let c = Config::from_toml("addresses = [\"fd00::1\", \"10.0.0.1\"]\nports = [80, 443]")
             .unwrap();
         assert!(c.validate().is_ok());
-        assert_eq!(c.families(), (true, true));
     }
 }
