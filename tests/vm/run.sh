@@ -95,12 +95,17 @@ done
 
 VMLINUZ=$("$HERE/kernels.sh" --path "$kernel") || die "cannot get the $kernel kernel (tests/vm/kernels.sh --path $kernel)"
 
-# The guest init (virtme-ng-init) finds its host<->guest stdio and exit-code
-# channels through /dev/virtio-ports/* links that udev would make; there is no
-# udev here, so a stand-in `udevd` (guest/udevd) is put on the guest init's
-# PATH through the kernel command line. It must not contain whitespace.
+# The guest init (virtme-ng-init) runs CMD with its stdout/stderr on the
+# virtio ports for them only if it finds /dev/virtio-ports/* links, which udev
+# would make; else it uses the console and the host gets no output. The guest
+# stand-ins for udevd and udevadm make those links whether or not the host
+# has udev (guest/virtio-port-links says how), and they are put first on the
+# guest init's PATH through the kernel command line, so the folder must not
+# contain whitespace.
 SHIM_DIR="$HERE/guest"
-[[ -x $SHIM_DIR/udevd ]] || die "$SHIM_DIR/udevd missing or not executable"
+for t in udevd udevadm virtio-port-links; do
+    [[ -x $SHIM_DIR/$t ]] || die "$SHIM_DIR/$t missing or not executable"
+done
 [[ $SHIM_DIR != *[[:space:]]* ]] || die "path of $SHIM_DIR must not contain whitespace"
 GUEST_INIT_PATH="$SHIM_DIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
