@@ -15,7 +15,10 @@ source tests/vm/lib.sh
 parse_where_args "demo/run.sh [--vm] [--kernel 6.1|6.12]" "$@"
 
 cargo build --release --quiet
-export PLUGCTL="$ROOT/target/release/plugctl"
+# Where that build went: $CARGO_TARGET_DIR (relative to $ROOT) when set.
+target_dir=${CARGO_TARGET_DIR:-target}
+[[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
+export PLUGCTL="$target_dir/release/plugctl"
 
 if run_natively; then
     echo "# this kernel has sch_prio, sch_plug and cls_fw: running natively in a private netns"

@@ -13,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 # kmod: vng runs depmod on the unpacked kernel, and the guest (which shares the
 # host root fs) needs modprobe for module auto-loading.
 # virtme-ng version the guest/ stand-ins were tested with (its init finds
-# udevd and systemd-tmpfiles on PATH).
+# udevd, udevadm and systemd-tmpfiles on PATH; see tests/vm/README.md).
 VIRTME_NG_VERSION=${VIRTME_NG_VERSION:-1.42}
 
 APT_PKGS=(qemu-system-x86 busybox-static kmod iproute2 nftables libnl-utils haproxy python3 procps util-linux)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Self-test of the VM lab: for each kernel (default: all) boots the VM via
 # run.sh and checks that the exit status comes back, that stdout/stderr are
-# streamed, that the guest can write only where it should, and that prio +
-# plug qdiscs, the fw classifier and nf_tables work (module auto-loading),
-# inside a fresh network namespace too. Prints one PASS/FAIL line per check,
-# the boot-to-command time of `true`, and a closing "N passed, N failed" line.
+# streamed, that lost guest output fails loudly (125), that the guest can
+# write only where it should, that prio + plug qdiscs, the fw classifier and
+# nf_tables work (module auto-loading), inside a fresh network namespace too,
+# and that a command printing nothing passes with no output. Prints one
+# PASS/FAIL line per check, the boot-to-command time of `true`, and a closing
+# "N passed, N failed" line.
 #
 #   tests/vm/selftest.sh [6.1|6.12|all]
 set -euo pipefail
@@ -56,6 +58,38 @@ EOF
 chmod +x "$work/features.sh"
 
 cd "$work"
+# The guest's port links come from guest/udevadm on a host with udev (whose
+# systemd-udevd virtme-ng-init prefers) and from guest/udevd without: say which.
+udevd=none
+for c in /usr/lib/systemd/systemd-udevd /lib/systemd/systemd-udevd; do
+    [[ -e $c ]] && { udevd=$c; break; }
+done
+echo "== host udevd (the guest's init would start it): $udevd"
+
+# without_host_udevd CMD...: run CMD as on a host without udev. In a private
+# mount namespace (nothing changes outside it), each folder holding a
+# systemd-udevd that virtme-ng-init looks for gets a copy of itself without
+# it bind-mounted over it; qemu's 9p export of / then shows the guest none.
+without_host_udevd() {
+    local copies
+    copies=$(mktemp -d "$work/no-udevd.XXXXXX")
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    unshare -m --propagation private -- bash -c '
+        set -e
+        copies=$1
+        shift
+        i=0
+        for c in /usr/lib/systemd/systemd-udevd /lib/systemd/systemd-udevd; do
+            [ -e "$c" ] || [ -L "$c" ] || continue
+            d=$(cd -P -- "${c%/*}" && pwd)
+            i=$((i + 1))
+            mkdir "$copies/$i"
+            cp -a "$d/." "$copies/$i/"
+            rm -f "$copies/$i/systemd-udevd"
+            mount --bind "$copies/$i" "$d"
+        done
+        exec "$@"' without-host-udevd "$copies" "$@"
+}
 for k in "${kernels[@]}"; do
     echo "== kernel $k"
     "$HERE/kernels.sh" --path "$k" >/dev/null
@@ -75,6 +109,16 @@ for k in "${kernels[@]}"; do
     rc=$?
     set -e
     expect "$k: missing command gives 127 (got $rc)" test "$rc" -eq 127
+
+    # 2b. output lost on the way (the guest gets no /dev/virtio-ports links,
+    # as with udev on the host before the fix) -> 125 and a one-line reason
+    set +e
+    out=$(PLUGCTL_VM_SELFTEST_BREAK_PORTS=1 "$RUN" --kernel "$k" -- sh -c 'echo lost; echo lost >&2' 2>"$work/err")
+    rc=$?
+    set -e
+    expect "$k: lost guest output gives 125 (got $rc)" test "$rc" -eq 125
+    expect "$k: lost guest output is explained: $(tail -n 1 "$work/err")" \
+        grep -q 'never reached the host: the guest had no /dev/virtio-ports.*--verbose' "$work/err"
 
     # 3. filesystem: host files visible, cwd kept, /tmp private, --rwdir shared
     mkdir -p "$work/rw"
@@ -106,13 +150,34 @@ for k in "${kernels[@]}"; do
         echo "$out" | tail -n 30 | sed 's/^/    /'
     fi
 
-    # 5. boot-to-command time
+    # 5. boot-to-command time; `true` prints nothing, and so must run.sh
     for i in 1 2; do
         s=$(date +%s%N)
-        "$RUN" --kernel "$k" -- true
+        set +e
+        "$RUN" --kernel "$k" -- true >"$work/out" 2>"$work/err"
+        rc=$?
+        set -e
         ms=$((($(date +%s%N) - s) / 1000000))
         printf 'TIME: %s: run.sh -- true #%d: %d.%01d s\n' "$k" "$i" $((ms / 1000)) $((ms % 1000 / 100))
+        expect "$k: a command that prints nothing passes with no output #$i (exit $rc)" \
+            test "$rc" -eq 0 -a ! -s "$work/out" -a ! -s "$work/err"
     done
+
+    # 6. the other host case: this host has udev, so also run as if it had
+    # none (then guest/udevd, not guest/udevadm, makes the port links).
+    # A host without udev has only that case: checks 1-5 covered it.
+    if [[ $udevd != none ]]; then
+        set +e
+        # shellcheck disable=SC2016  # expanded in the guest
+        out=$(without_host_udevd "$RUN" --kernel "$k" -- sh -c '
+            [ -e /dev/virtio-ports/virtme.stdout ] || exit 3
+            ! dmesg | grep -q "Starting systemd-udevd" || exit 4
+            echo NO-UDEV-OK' 2>"$work/err")
+        rc=$?
+        set -e
+        expect "$k: as on a host without udev: output and status carried (exit $rc, '$out')" \
+            test "$rc" -eq 0 -a "$out" = NO-UDEV-OK
+    fi
 done
 
 echo "$pass passed, $fail failed"
