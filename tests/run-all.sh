@@ -3,7 +3,7 @@
 # machine (run as root): formatting and lints, unit tests (golden bytes,
 # orchestration against a fake kernel), host tests (this machine's kernel, in
 # private network namespaces), and the kernel tests in a VM on Debian's 6.1
-# and 6.12 kernels. This is what CI runs (.ci/run).
+# and 6.12 kernels, then the VM lab's self-test. This is what CI runs (.ci/run).
 set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,3 +26,9 @@ cargo test --workspace
 
 step "kernel tests in the VM (6.1 and 6.12)"
 tests/vm/kernel-tests.sh
+
+# The lab's own checks: the guest's output reaches the host with and without
+# udev on the host, and lost output fails loudly (one kernel: the channel
+# does not depend on it).
+step "VM lab self-test (6.1)"
+tests/vm/selftest.sh 6.1
