@@ -45,9 +45,14 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 /// Size of `struct nlmsghdr`.
 pub const NLMSG_HDRLEN: usize = 16;
 
-/// Round `len` up to netlink's 4-byte alignment.
+/// The largest errno the kernel reports (`MAX_ERRNO` in `include/linux/err.h`):
+/// an error code in a reply is `-errno` with `errno` in `1..=MAX_ERRNO`.
+pub const MAX_ERRNO: i32 = 4095;
+
+/// Round `len` up to netlink's 4-byte alignment (saturating: a length within
+/// 3 of `usize::MAX`, which no buffer has, stays beyond every buffer).
 pub const fn align(len: usize) -> usize {
-    (len + 3) & !3
+    len.saturating_add(3) & !3
 }
 
 /// One netlink message as received: header fields and the body after the
@@ -90,6 +95,37 @@ impl RawMessage {
     /// If this is an `NLMSG_ERROR`, decode it.
     pub fn as_ack(&self) -> Option<Result<Ack, Error>> {
         (self.ty == NLMSG_ERROR).then(|| Ack::parse(self))
+    }
+
+    /// If this is an `NLMSG_DONE`, decode the status that ends the dump:
+    /// `Ok(())` when it completed (no status, or a non-negative one), the
+    /// kernel's error when the dump failed part-way (a `-errno` status).
+    pub fn as_done(&self) -> Option<Result<(), Error>> {
+        (self.ty == NLMSG_DONE).then(|| {
+            let code = match self.payload.get(..4) {
+                Some(b) => i32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+                None => 0,
+            };
+            if code >= 0 {
+                return Ok(());
+            }
+            Err(Error::Kernel(KernelError {
+                errno: errno_of(code, "NLMSG_DONE")?,
+                message: None,
+            }))
+        })
+    }
+}
+
+/// The positive errno of a kernel error `code` (`-errno`), or
+/// [`Error::Malformed`] if `code` is no such number: positive, or below
+/// `-MAX_ERRNO` (`i32::MIN` among them, which has no positive counterpart).
+fn errno_of(code: i32, what: &str) -> Result<i32, Error> {
+    match code.checked_neg() {
+        Some(errno) if (1..=MAX_ERRNO).contains(&errno) => Ok(errno),
+        _ => Err(Error::Malformed(format!(
+            "{what} with error code {code}, not a -errno"
+        ))),
     }
 }
 
@@ -163,9 +199,9 @@ impl Ack {
                 p.len()
             )));
         }
-        let errno = i32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
+        let code = i32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
         let echoed_len = u32::from_ne_bytes([p[4], p[5], p[6], p[7]]) as usize;
-        if errno == 0 {
+        if code == 0 {
             return Ok(Ack {
                 seq: msg.seq,
                 result: Ok(()),
@@ -177,17 +213,15 @@ impl Ack {
         } else {
             align(echoed_len)
         };
+        let errno = errno_of(code, "NLMSG_ERROR")?;
         let mut message = None;
         if msg.flags & NLM_F_ACK_TLVS != 0 {
-            let tlvs = p.get(4 + echoed..).unwrap_or_default();
+            let tlvs = p.get(4..).and_then(|p| p.get(echoed..)).unwrap_or_default();
             message = extack_message(tlvs);
         }
         Ok(Ack {
             seq: msg.seq,
-            result: Err(KernelError {
-                errno: -errno,
-                message,
-            }),
+            result: Err(KernelError { errno, message }),
         })
     }
 }
@@ -249,6 +283,72 @@ mod tests {
             Err(KernelError {
                 errno: 17,
                 message: Some("Exclusivity flag on, cannot modify".into())
+            })
+        );
+    }
+
+    // The fuzzer's find (issue 11): an NLMSG_ERROR whose code is i32::MIN
+    // made `-errno` overflow (a panic with overflow checks on, as in debug
+    // builds). It is no -errno: a malformed reply.
+    #[test]
+    fn error_code_i32_min_is_malformed() {
+        let b =
+            hex("24000000 02000001 512b056b a4000000 00000080 4c000000 24000506 512b056b 00000000");
+        let msgs = split(&b).unwrap();
+        assert!(matches!(msgs[0].as_ack(), Some(Err(Error::Malformed(_)))));
+        // The same for positive codes and codes below -MAX_ERRNO.
+        for code in [1, i32::MAX, -MAX_ERRNO - 1, i32::MIN + 1] {
+            let mut b = b.clone();
+            b[16..20].copy_from_slice(&code.to_ne_bytes());
+            let msgs = split(&b).unwrap();
+            assert!(matches!(msgs[0].as_ack(), Some(Err(Error::Malformed(_)))));
+        }
+        let mut b = b.clone();
+        b[16..20].copy_from_slice(&(-MAX_ERRNO).to_ne_bytes());
+        let ack = split(&b).unwrap()[0].as_ack().unwrap().unwrap();
+        assert_eq!(ack.result.unwrap_err().errno, MAX_ERRNO);
+    }
+
+    // The same overflow in the NLMSG_DONE status of a failed dump.
+    #[test]
+    fn done_status_i32_min_is_malformed() {
+        let b = hex("14000000 03000002 512b056b a4000000 00000080");
+        let msgs = split(&b).unwrap();
+        assert!(matches!(msgs[0].as_done(), Some(Err(Error::Malformed(_)))));
+    }
+
+    #[test]
+    fn parses_done() {
+        // A completed dump: status 0 (or none at all).
+        let ok = hex("14000000 03000002 512b056b a4000000 00000000");
+        assert!(matches!(split(&ok).unwrap()[0].as_done(), Some(Ok(()))));
+        let bare = hex("10000000 03000002 512b056b a4000000");
+        assert!(matches!(split(&bare).unwrap()[0].as_done(), Some(Ok(()))));
+        // A dump that failed part-way: -EINTR.
+        let failed = hex("14000000 03000002 512b056b a4000000 fcffffff");
+        match split(&failed).unwrap()[0].as_done() {
+            Some(Err(Error::Kernel(k))) => assert_eq!(k.errno, libc::EINTR),
+            other => panic!("{other:?}"),
+        }
+        // Not a DONE.
+        assert!(split(&ok).unwrap()[0].as_ack().is_none());
+        let ack =
+            hex("24000000 02000001 512b056b a4000000 00000000 4c000000 24000506 512b056b 00000000");
+        assert!(split(&ack).unwrap()[0].as_done().is_none());
+    }
+
+    // An echoed length near u32::MAX must not overflow the offset of the
+    // extended-ack attributes.
+    #[test]
+    fn huge_echoed_length_is_harmless() {
+        let b =
+            hex("24000000 02000002 512b056b a4000000 efffffff ffffffff 24000506 512b056b 00000000");
+        let ack = split(&b).unwrap()[0].as_ack().unwrap().unwrap();
+        assert_eq!(
+            ack.result,
+            Err(KernelError {
+                errno: 17,
+                message: None
             })
         );
     }

@@ -138,16 +138,8 @@ impl Socket {
                 }
                 match msg.ty {
                     NLMSG_DONE => {
-                        let code = msg
-                            .payload
-                            .get(..4)
-                            .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                            .unwrap_or(0);
-                        if code < 0 {
-                            return Err(Error::Kernel(KernelError {
-                                errno: -code,
-                                message: None,
-                            }));
+                        if let Some(done) = msg.as_done() {
+                            done?;
                         }
                         return Ok(out);
                     }
