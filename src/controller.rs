@@ -231,12 +231,9 @@ impl<K: Kernel> Controller<K> {
     /// connections are released anyway: a stuck lock must never keep them
     /// held.
     pub fn release_holder(&mut self, id: &str, drops_at_start: u32) -> Result<HoldStats, Error> {
-        let mut locked = match self.store.lock(self.lock_wait) {
+        let mut locked = match self.lock_for_release(drops_at_start)? {
             Ok(l) => l,
-            Err(e @ StateError::LockTimeout { .. }) => {
-                return self.release_unrecorded(e.to_string())
-            }
-            Err(e) => return Err(e.into()),
+            Err(released) => return Ok(released),
         };
         let mut holders = locked.live_holders();
         holders.retain(|h| h.id != id);
@@ -265,11 +262,26 @@ impl<K: Kernel> Controller<K> {
         Ok(HoldStats::released(held, drops_at_start, unrecorded))
     }
 
-    /// Release the held connections without the record's lock.
-    fn release_unrecorded(&mut self, why: String) -> Result<HoldStats, Error> {
-        let held = self.release_now()?;
-        tracing::debug!("released the hold without updating its record: {why}");
-        Ok(HoldStats::released(held, 0, Some(why)))
+    /// The record's lock for a release; if it cannot be had in time, the
+    /// held connections are released without it (`Ok(Err(stats))`): the
+    /// kernel's state is the truth, the record is bookkeeping.
+    fn lock_for_release(
+        &mut self,
+        drops_at_start: u32,
+    ) -> Result<Result<Locked, HoldStats>, Error> {
+        match self.store.lock(self.lock_wait) {
+            Ok(l) => Ok(Ok(l)),
+            Err(e @ StateError::LockTimeout { .. }) => {
+                let held = self.release_now()?;
+                tracing::debug!("released the hold without updating its record: {e}");
+                Ok(Err(HoldStats::released(
+                    held,
+                    drops_at_start,
+                    Some(e.to_string()),
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// `plugctl plug`: hold new connections until `plugctl release`.
@@ -291,12 +303,9 @@ impl<K: Kernel> Controller<K> {
     /// are released. If the record's lock cannot be had in time, they are
     /// released anyway, and the returned stats say so.
     pub fn release(&mut self, force: bool) -> Result<HoldStats, Error> {
-        let mut locked = match self.store.lock(self.lock_wait) {
+        let mut locked = match self.lock_for_release(0)? {
             Ok(l) => l,
-            Err(e @ StateError::LockTimeout { .. }) => {
-                return self.release_unrecorded(e.to_string())
-            }
-            Err(e) => return Err(e.into()),
+            Err(released) => return Ok(released),
         };
         if !force {
             let live: Vec<Holder> = locked
