@@ -184,6 +184,12 @@ fn append_record(path: &std::path::Path, line: &str) -> std::io::Result<()> {
 
 fn run(cli: &Cli) -> Result<i32, Error> {
     let cfg = cli.config()?;
+    tracing::info!(
+        "device {}, addresses {:?}, state in {}",
+        cfg.device,
+        cfg.addresses,
+        cfg.state_dir.display()
+    );
     let sends = !matches!(
         cli.command,
         Command::Setup { dry_run: true, .. }

@@ -208,3 +208,16 @@ fn readme_documents_every_command_exit_code_and_key() {
         );
     }
 }
+
+/// `-v` shows what plugctl is about to work on (info level); without it
+/// only warnings and errors are printed; `-vv` adds debug lines.
+#[test]
+fn verbose_raises_the_log_level() {
+    let r = in_netns(
+        r#"$PLUGCTL --state-dir "$STATE" setup --dry-run 2>&1 >/dev/null | grep -c INFO
+        $PLUGCTL -v --state-dir "$STATE" setup --dry-run 2>&1 >/dev/null | grep -c 'INFO.*device lo'
+        $PLUGCTL -vv --state-dir "$STATE" --address 169.254.1.1 setup --dry-run 2>&1 >/dev/null | grep -c 'INFO.*169.254.1.1'"#,
+    );
+    let counts: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(counts, ["0", "1", "1"], "{}{}", r.stdout, r.stderr);
+}
