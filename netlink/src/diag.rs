@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_core::Parseable;
+use netlink_packet_core::{Parseable, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
 use netlink_packet_sock_diag::inet::{
     ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags,
@@ -12,7 +12,7 @@ use netlink_packet_sock_diag::inet::{
 use netlink_packet_sock_diag::SockDiagMessage;
 
 use crate::error::Error;
-use crate::frame::{RawMessage, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::frame::RawMessage;
 
 /// `SOCK_DIAG_BY_FAMILY`.
 pub const SOCK_DIAG_BY_FAMILY: u16 = 20;

@@ -11,10 +11,11 @@
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR};
 use netlink_sys::{protocols, Socket as SysSocket};
 
 use crate::error::{Error, KernelError};
-use crate::frame::{split, RawMessage, NLMSG_DONE, NLMSG_ERROR};
+use crate::frame::{split, RawMessage};
 
 /// Which netlink family a socket speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

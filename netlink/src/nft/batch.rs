@@ -2,6 +2,8 @@
 
 use std::ops::RangeInclusive;
 
+use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST};
+
 use super::consts::*;
 use super::expr::expressions_attr;
 use super::rule::MarkRule;

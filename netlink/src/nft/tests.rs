@@ -5,6 +5,8 @@
 
 use std::net::IpAddr;
 
+use netlink_packet_core::NLM_F_ACK;
+
 use super::consts::*;
 use super::*;
 
