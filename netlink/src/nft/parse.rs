@@ -2,7 +2,7 @@
 
 use super::consts::*;
 use super::expr::{parse_expressions, Expr};
-use super::wire::{find, get_be32, get_be64, get_str, parse_attrs, payload, req, Nfgenmsg};
+use super::wire::{find, get_be32, get_be64, get_str, parse_attrs, req, AttrBuf, Nfgenmsg};
 use super::NftError;
 
 /// A rule from an NFT_MSG_NEWRULE reply.
@@ -79,19 +79,11 @@ impl DumpedChain {
     }
 }
 
-fn opt_be32(
-    attrs: &[super::wire::Attr],
-    ty: u16,
-    what: &'static str,
-) -> Result<Option<u32>, NftError> {
+fn opt_be32(attrs: &[AttrBuf<'_>], ty: u16, what: &'static str) -> Result<Option<u32>, NftError> {
     find(attrs, ty).map(|a| get_be32(a, what)).transpose()
 }
 
-fn opt_be64(
-    attrs: &[super::wire::Attr],
-    ty: u16,
-    what: &'static str,
-) -> Result<Option<u64>, NftError> {
+fn opt_be64(attrs: &[AttrBuf<'_>], ty: u16, what: &'static str) -> Result<Option<u64>, NftError> {
     find(attrs, ty).map(|a| get_be64(a, what)).transpose()
 }
 
@@ -99,8 +91,8 @@ fn opt_be64(
 /// NFT_MSG_NEWRULE reply. Attributes plugctl does not need (NFTA_RULE_POSITION, USERDATA, …)
 /// are ignored.
 pub fn parse_rule(payload_bytes: &[u8]) -> Result<DumpedRule, NftError> {
-    let msg = Nfgenmsg::parse(payload_bytes)?;
-    let a = msg.attrs.as_ref();
+    let (msg, a) = Nfgenmsg::parse(payload_bytes)?;
+    let a = a.as_slice();
     Ok(DumpedRule {
         family: msg.family,
         table: get_str(
@@ -116,7 +108,7 @@ pub fn parse_rule(payload_bytes: &[u8]) -> Result<DumpedRule, NftError> {
             "NFTA_RULE_HANDLE",
         )?,
         exprs: match find(a, NFTA_RULE_EXPRESSIONS) {
-            Some(e) => parse_expressions(payload(e))?,
+            Some(e) => parse_expressions(e.value())?,
             None => Vec::new(),
         },
     })
@@ -124,8 +116,8 @@ pub fn parse_rule(payload_bytes: &[u8]) -> Result<DumpedRule, NftError> {
 
 /// Parse the payload of one NFT_MSG_NEWTABLE reply (see [`parse_rule`] for what "payload" is).
 pub fn parse_table(payload_bytes: &[u8]) -> Result<DumpedTable, NftError> {
-    let msg = Nfgenmsg::parse(payload_bytes)?;
-    let a = msg.attrs.as_ref();
+    let (msg, a) = Nfgenmsg::parse(payload_bytes)?;
+    let a = a.as_slice();
     Ok(DumpedTable {
         family: msg.family,
         name: get_str(
@@ -141,12 +133,12 @@ pub fn parse_table(payload_bytes: &[u8]) -> Result<DumpedTable, NftError> {
 
 /// Parse the payload of one NFT_MSG_NEWCHAIN reply (see [`parse_rule`] for what "payload" is).
 pub fn parse_chain(payload_bytes: &[u8]) -> Result<DumpedChain, NftError> {
-    let msg = Nfgenmsg::parse(payload_bytes)?;
-    let a = msg.attrs.as_ref();
+    let (msg, a) = Nfgenmsg::parse(payload_bytes)?;
+    let a = a.as_slice();
     let hook = match find(a, NFTA_CHAIN_HOOK) {
         None => None,
         Some(h) => {
-            let h = parse_attrs(payload(h))?;
+            let h = parse_attrs(h.value())?;
             Some(ChainHook {
                 hooknum: get_be32(
                     req(&h, NFTA_HOOK_HOOKNUM, "NFTA_HOOK_HOOKNUM")?,

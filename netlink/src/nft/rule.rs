@@ -179,8 +179,7 @@ mod tests {
             let attr = crate::nft::expr::expressions_attr(&r.expressions()).expect("emit");
             let bytes = crate::nft::wire::attrs_to_bytes(&[attr]);
             let attrs = crate::nft::wire::parse_attrs(&bytes).expect("parse");
-            let exprs = crate::nft::expr::parse_expressions(crate::nft::wire::payload(&attrs[0]))
-                .expect("parse");
+            let exprs = crate::nft::expr::parse_expressions(attrs[0].value()).expect("parse");
             assert_eq!(MarkRule::from_expressions(&exprs), Some(r));
         }
     }

@@ -485,14 +485,9 @@ fn parse_own_requests() {
             parse_rule(&m[16..]),
             Err(NftError::MissingAttr("NFTA_RULE_HANDLE"))
         ));
-        let nf = Nfgenmsg::parse(&m[16..]).expect("nfgenmsg");
-        let e = nf
-            .attrs
-            .as_ref()
-            .iter()
-            .find(|a| *a.nla_type().nla_type() == NFTA_RULE_EXPRESSIONS)
-            .expect("exprs");
-        let exprs = expr::parse_expressions(e.nla_payload().as_ref()).expect("parse");
+        let (_, attrs) = wire::Nfgenmsg::parse(&m[16..]).expect("nfgenmsg");
+        let e = wire::find(&attrs, NFTA_RULE_EXPRESSIONS).expect("exprs");
+        let exprs = expr::parse_expressions(e.value()).expect("parse");
         assert_eq!(MarkRule::from_expressions(&exprs), Some(r));
     }
 }
