@@ -70,7 +70,7 @@ mod tests {
     use crate::frame::split;
     use crate::tc::tests::hex;
 
-    // netlink-reference.md Appendix A, "sock_diag v4 LISTEN dump (seq=40)"
+    // docs/netlink-reference.md Appendix A, "sock_diag v4 LISTEN dump (seq=40)"
     // and "v6 (seq=42)": hand-built, accepted by 6.1 and 6.18; the same
     // request as `ss -ltn` (iproute2 6.1) minus its CLOSE state bit.
     #[test]
@@ -84,7 +84,7 @@ mod tests {
     }
 
     // [CAPTURED tool + kernel] `ss -ltnH 'sport = :8080'` on 6.1 with a
-    // listener on 169.254.255.254:8080 (netlink-reference.md §10.2).
+    // listener on 169.254.255.254:8080 (docs/netlink-reference.md §10.2).
     #[test]
     fn parses_listener() {
         let b = hex("7c000000 14000200 40e20100 bd000000

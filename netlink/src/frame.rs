@@ -212,7 +212,7 @@ mod tests {
     }
 
     // [CAPTURED kernel] ACK for `tc qdisc add dev lo root handle 1: prio bands 4`
-    // on 6.1 (netlink-reference.md §1.4).
+    // on 6.1 (docs/netlink-reference.md §1.4).
     #[test]
     fn parses_capped_ack() {
         let b =
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(ack.result, Ok(()));
     }
 
-    // [CAPTURED kernel] EEXIST with extack, 6.18 (netlink-reference.md §1.4).
+    // [CAPTURED kernel] EEXIST with extack, 6.18 (docs/netlink-reference.md §1.4).
     #[test]
     fn parses_error_with_extack() {
         let b = hex("6c000000 02000002 02000000 331c0000 efffffff

@@ -21,7 +21,7 @@ pub struct Ruleset<'a> {
     /// The marking rules, in order.
     pub rules: &'a [MarkRule],
     /// `NFTA_TABLE_FLAGS` of both NEWTABLE messages, normally 0. With
-    /// [`NFT_TABLE_F_OWNER`] the table dies with the sending socket (ref §7.7), and the replace
+    /// [`NFT_TABLE_F_OWNER`] the table dies with the sending socket (docs/netlink-reference.md §7.7), and the replace
     /// batch only succeeds if an existing table has the same flags and is owned by that socket
     /// (the kernel refuses to add or drop the owner flag: -EOPNOTSUPP; foreign owner: -EPERM).
     pub table_flags: u32,
@@ -89,7 +89,7 @@ impl Builder {
 const NEW: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
 const DEL: u16 = NLM_F_REQUEST | NLM_F_ACK;
 
-/// NFNL_MSG_BATCH_BEGIN: REQUEST only (ref §7.5; an ACK on it is only honoured by ≥6.10-ish
+/// NFNL_MSG_BATCH_BEGIN: REQUEST only (docs/netlink-reference.md §7.5; an ACK on it is only honoured by ≥6.10-ish
 /// kernels and would arrive before anything was committed, so it says nothing).
 pub(crate) fn batch_begin(seq: u32) -> Result<Vec<u8>, NftError> {
     message(
@@ -186,12 +186,12 @@ pub(crate) fn new_rule(
     )
 }
 
-/// Idempotent atomic (re)install in ONE batch (ref §7.6 "replace batch"): BATCH_BEGIN,
+/// Idempotent atomic (re)install in ONE batch (docs/netlink-reference.md §7.6 "replace batch"): BATCH_BEGIN,
 /// NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, NEWRULE × n, BATCH_END; NLM_F_ACK on every NEW/DEL
 /// and on END; consecutive seqs from `first_seq`.
 ///
 /// Success ⇔ no NLMSG_ERROR with a non-zero error for any seq in [`Batch::seqs`]
-/// (per-message ACKs are sent even if the batch is later aborted, ref §7.1).
+/// (per-message ACKs are sent even if the batch is later aborted, docs/netlink-reference.md §7.1).
 pub fn install_batch(r: &Ruleset<'_>, first_seq: u32) -> Result<Batch, NftError> {
     check_name(r.table)?;
     check_name(r.chain)?;
@@ -210,7 +210,7 @@ pub fn install_batch(r: &Ruleset<'_>, first_seq: u32) -> Result<Batch, NftError>
     Ok(b.finish())
 }
 
-/// BATCH_BEGIN, DELTABLE, BATCH_END (ref §7.6): removes the table with its chain and rules.
+/// BATCH_BEGIN, DELTABLE, BATCH_END (docs/netlink-reference.md §7.6): removes the table with its chain and rules.
 /// The DELTABLE fails with -ENOENT if the table does not exist.
 pub fn delete_batch(table: &str, first_seq: u32) -> Result<Batch, NftError> {
     check_name(table)?;

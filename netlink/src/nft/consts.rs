@@ -1,5 +1,5 @@
-//! nf_tables / nfnetlink constants (uapi `linux/netfilter/nfnetlink.h`, `nf_tables.h`; reference
-//! Appendix B).
+//! nf_tables / nfnetlink constants (uapi `linux/netfilter/nfnetlink.h`, `nf_tables.h`;
+//! `docs/netlink-reference.md` Appendix B).
 //!
 //! The `NFT_MSG_*` constants here are full `nlmsg_type` values
 //! (`NFNL_SUBSYS_NFTABLES << 8 | msg`), i.e. what a reply's `nlmsghdr.nlmsg_type` holds, so a

@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn meta_bytes_match_nft() {
-        // ref §7.5 offset 0x00c0: meta load l4proto => reg 1
+        // docs/netlink-reference.md §7.5 offset 0x00c0: meta load l4proto => reg 1
         let bytes = attrs_to_bytes(&[Expr::MetaLoad {
             key: NFT_META_L4PROTO,
             dreg: 1,

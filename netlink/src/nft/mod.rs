@@ -1,6 +1,6 @@
 //! nf_tables over NETLINK_NETFILTER: the messages plugctl sends to install, remove and read back
 //! its SYN-marking rule, and parsers for the kernel's replies. Bytes only: no socket I/O, no
-//! policy (reference: `netlink-reference.md` §7, §8, Appendix A).
+//! policy (reference: `docs/netlink-reference.md` §7, §8, Appendix A).
 //!
 //! Framing is the crate's one layer, netlink-packet-core (see [`crate::frame`]): messages are
 //! its [`NetlinkHeader`](netlink_packet_core::NetlinkHeader) + `nfgenmsg` + attributes emitted

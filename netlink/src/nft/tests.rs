@@ -1,4 +1,4 @@
-//! Golden-byte tests: builders against the reference's Appendix A and against fresh `nft` /
+//! Golden-byte tests: builders against `docs/netlink-reference.md` Appendix A and against fresh `nft` /
 //! kernel captures; parsers against real kernel replies.
 //!
 //! The mark immediate (`01 00 00 00`) is host-order, so these goldens assume a little-endian host.
@@ -55,7 +55,7 @@ fn rule(addr: IpAddr, port: Option<u16>) -> MarkRule {
     }
 }
 
-/// Reference Appendix A "nft setup batch (seq 1..5)", 720 bytes [HAND-BUILT, kernel-verified].
+/// docs/netlink-reference.md Appendix A "nft setup batch (seq 1..5)", 720 bytes [HAND-BUILT, kernel-verified].
 const APPENDIX_A_SETUP_BATCH: &str = concat!(
     "140000001000010001000000000000000000000a28000000000a05040200000000000000010000000c000100706c7567",
     "63746c00080002000000000054000000030a05040300000000000000010000000c000100706c756763746c000b000300",
@@ -74,13 +74,13 @@ const APPENDIX_A_SETUP_BATCH: &str = concat!(
     "6d657461000000001400028008000200000000030800030000000001140000001100050005000000000000000000000a",
 );
 
-/// Reference Appendix A "nft delete batch (seq 1..3)", 72 bytes.
+/// docs/netlink-reference.md Appendix A "nft delete batch (seq 1..3)", 72 bytes.
 const APPENDIX_A_DELETE_BATCH: &str = concat!(
     "140000001000010001000000000000000000000a20000000020a05000200000000000000010000000c000100706c7567",
     "63746c00140000001100050003000000000000000000000a",
 );
 
-/// Reference Appendix A "nft replace batch (seq 1..7)", 792 bytes.
+/// docs/netlink-reference.md Appendix A "nft replace batch (seq 1..7)", 792 bytes.
 const APPENDIX_A_REPLACE_BATCH: &str = concat!(
     "140000001000010001000000000000000000000a28000000000a05040200000000000000010000000c000100706c7567",
     "63746c00080002000000000020000000020a05000300000000000000010000000c000100706c756763746c0028000000",
@@ -101,7 +101,7 @@ const APPENDIX_A_REPLACE_BATCH: &str = concat!(
     "00000001140000001100050007000000000000000000000a",
 );
 
-/// Reference Appendix A "NFT_MSG_NEWRULE ip6 daddr fd00::1 (seq=4)", 568 bytes.
+/// docs/netlink-reference.md Appendix A "NFT_MSG_NEWRULE ip6 daddr fd00::1 (seq=4)", 568 bytes.
 const APPENDIX_A_NEWRULE_IP6: &str = concat!(
     "38020000060a050c0400000000000000010000000c000100706c756763746c000b0002006f757470757400000c020480",
     "24000180090001006d6574610000000014000280080002000000001008000100000000012c00018008000100636d7000",
@@ -117,7 +117,7 @@ const APPENDIX_A_NEWRULE_IP6: &str = concat!(
     "0100000024000180090001006d657461000000001400028008000200000000030800030000000001",
 );
 
-/// Reference Appendix A "NFT_MSG_NEWTABLE with NFT_TABLE_F_OWNER (seq=2)", 40 bytes.
+/// docs/netlink-reference.md Appendix A "NFT_MSG_NEWTABLE with NFT_TABLE_F_OWNER (seq=2)", 40 bytes.
 const APPENDIX_A_NEWTABLE_OWNER: &str =
     "28000000000a05040200000000000000010000000c000100706c756763746c000800020000000002";
 
@@ -399,7 +399,7 @@ fn get_requests_match_nft_capture() {
 
 #[test]
 fn get_chain_request_bytes() {
-    // Not sent by nft (it dumps all chains); layout per ref §7.2, accepted by 6.18 (see report).
+    // Not sent by nft (it dumps all chains); layout per docs/netlink-reference.md §7.2, accepted by 6.18.
     let m = get_chain_request("plugctl", "output", 9).expect("req");
     assert_eq!(
         m,
