@@ -20,21 +20,15 @@ pub struct Ruleset<'a> {
     pub chain: &'a str,
     /// The marking rules, in order.
     pub rules: &'a [MarkRule],
-    /// `NFTA_TABLE_FLAGS` of both NEWTABLE messages, normally 0. With
-    /// [`NFT_TABLE_F_OWNER`] the table dies with the sending socket (docs/netlink-reference.md §7.7), and the replace
-    /// batch only succeeds if an existing table has the same flags and is owned by that socket
-    /// (the kernel refuses to add or drop the owner flag: -EOPNOTSUPP; foreign owner: -EPERM).
-    pub table_flags: u32,
 }
 
 impl<'a> Ruleset<'a> {
-    /// A ruleset with `table_flags` 0.
+    /// Table `table` whose chain `chain` holds `rules`.
     pub fn new(table: &'a str, chain: &'a str, rules: &'a [MarkRule]) -> Self {
         Ruleset {
             table,
             chain,
             rules,
-            table_flags: 0,
         }
     }
 }
@@ -46,8 +40,6 @@ pub struct Batch {
     pub bytes: Vec<u8>,
     /// Every `nlmsg_seq` used, BATCH_BEGIN's first, BATCH_END's last (consecutive).
     pub seqs: RangeInclusive<u32>,
-    /// Seq of BATCH_BEGIN: a failed commit is reported as an error carrying this seq.
-    pub begin_seq: u32,
 }
 
 /// Hands out consecutive seqs and collects messages.
@@ -81,7 +73,6 @@ impl Builder {
         Batch {
             bytes: self.bytes,
             seqs: self.first..=self.next.wrapping_sub(1),
-            begin_seq: self.first,
         }
     }
 }
@@ -114,8 +105,8 @@ pub(crate) fn batch_end(seq: u32) -> Result<Vec<u8>, NftError> {
     )
 }
 
-/// NEWTABLE {NAME, FLAGS}, REQUEST|ACK|CREATE (no EXCL: never fails on an existing table).
-pub(crate) fn new_table(table: &str, flags: u32, seq: u32) -> Result<Vec<u8>, NftError> {
+/// NEWTABLE {NAME, FLAGS = 0}, REQUEST|ACK|CREATE (no EXCL: never fails on an existing table).
+pub(crate) fn new_table(table: &str, seq: u32) -> Result<Vec<u8>, NftError> {
     message(
         NFT_MSG_NEWTABLE,
         NEW,
@@ -124,7 +115,7 @@ pub(crate) fn new_table(table: &str, flags: u32, seq: u32) -> Result<Vec<u8>, Nf
         0,
         vec![
             attr_str(NFTA_TABLE_NAME, table)?,
-            attr_be32(NFTA_TABLE_FLAGS, flags)?,
+            attr_be32(NFTA_TABLE_FLAGS, 0)?,
         ],
     )
 }
@@ -199,9 +190,9 @@ pub fn install_batch(r: &Ruleset<'_>, first_seq: u32) -> Result<Batch, NftError>
     let count = n.checked_add(6).ok_or(NftError::TooLarge)?;
     let mut b = Builder::new(first_seq, count)?;
     b.push(batch_begin)?;
-    b.push(|s| new_table(r.table, r.table_flags, s))?;
+    b.push(|s| new_table(r.table, s))?;
     b.push(|s| del_table(r.table, s))?;
-    b.push(|s| new_table(r.table, r.table_flags, s))?;
+    b.push(|s| new_table(r.table, s))?;
     b.push(|s| new_chain(r.table, r.chain, s))?;
     for rule in r.rules {
         b.push(|s| new_rule(r.table, r.chain, rule, s))?;
@@ -248,24 +239,5 @@ pub fn get_table_request(table: &str, seq: u32) -> Result<Vec<u8>, NftError> {
         NFPROTO_INET,
         0,
         vec![attr_str(NFTA_TABLE_NAME, table)?],
-    )
-}
-
-/// NFT_MSG_GETCHAIN for one chain (REQUEST|ACK, family inet, NFTA_CHAIN_TABLE,
-/// NFTA_CHAIN_NAME). Answered by one NFT_MSG_NEWCHAIN then an ACK, or NLMSG_ERROR -ENOENT if
-/// the table or the chain does not exist.
-pub fn get_chain_request(table: &str, chain: &str, seq: u32) -> Result<Vec<u8>, NftError> {
-    check_name(table)?;
-    check_name(chain)?;
-    message(
-        NFT_MSG_GETCHAIN,
-        NLM_F_REQUEST | NLM_F_ACK,
-        seq,
-        NFPROTO_INET,
-        0,
-        vec![
-            attr_str(NFTA_CHAIN_TABLE, table)?,
-            attr_str(NFTA_CHAIN_NAME, chain)?,
-        ],
     )
 }

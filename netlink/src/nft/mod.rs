@@ -10,9 +10,9 @@
 //! Flow for the caller's socket layer (one NETLINK_NETFILTER socket):
 //! * install: send [`install_batch`]`.bytes` in one `sendmsg`, drain; success ⇔ no
 //!   NLMSG_ERROR with a non-zero error for a seq in [`Batch::seqs`];
-//! * status: [`get_table_request`] (NEWTABLE + ACK, or -ENOENT), [`get_chain_request`],
-//!   [`get_rules_request`] (dump of NEWRULE until NLMSG_DONE) → [`parse_table`],
-//!   [`parse_chain`], [`parse_rule`] + [`MarkRule::from_expressions`];
+//! * status: [`get_rules_request`] (dump of NEWRULE until NLMSG_DONE) → [`parse_rule`] +
+//!   [`MarkRule::from_expressions`]; [`get_table_request`] (NEWTABLE + ACK, or -ENOENT) tells
+//!   an empty table from a missing one;
 //! * teardown: [`delete_batch`].
 //!
 //! Replies are dispatched on `nlmsg_type` with the constants in [`consts`].
@@ -28,13 +28,10 @@ mod wire;
 mod tests;
 
 pub use batch::{
-    delete_batch, get_chain_request, get_rules_request, get_table_request, install_batch, Batch,
-    Ruleset,
+    delete_batch, get_rules_request, get_table_request, install_batch, Batch, Ruleset,
 };
 pub use expr::Expr;
-pub use parse::{
-    parse_chain, parse_rule, parse_table, ChainHook, DumpedChain, DumpedRule, DumpedTable,
-};
+pub use parse::{parse_rule, DumpedRule};
 pub use rule::MarkRule;
 pub use wire::{attrs_to_bytes, Attr, AttrBuf};
 
