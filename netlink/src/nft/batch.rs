@@ -80,8 +80,9 @@ impl Builder {
 const NEW: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
 const DEL: u16 = NLM_F_REQUEST | NLM_F_ACK;
 
-/// NFNL_MSG_BATCH_BEGIN: REQUEST only (docs/netlink-reference.md §7.5; an ACK on it is only honoured by ≥6.10-ish
-/// kernels and would arrive before anything was committed, so it says nothing).
+/// NFNL_MSG_BATCH_BEGIN: REQUEST only (docs/netlink-reference.md §7.5; an ACK on it is only
+/// honoured by ≥6.10-ish kernels and would arrive before anything was committed, so it says
+/// nothing).
 pub(crate) fn batch_begin(seq: u32) -> Result<Vec<u8>, NftError> {
     message(
         NFNL_MSG_BATCH_BEGIN,
@@ -177,12 +178,12 @@ pub(crate) fn new_rule(
     )
 }
 
-/// Idempotent atomic (re)install in ONE batch (docs/netlink-reference.md §7.6 "replace batch"): BATCH_BEGIN,
-/// NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, NEWRULE × n, BATCH_END; NLM_F_ACK on every NEW/DEL
-/// and on END; consecutive seqs from `first_seq`.
+/// Idempotent atomic (re)install in ONE batch (docs/netlink-reference.md §7.6 "replace batch"):
+/// BATCH_BEGIN, NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, NEWRULE × n, BATCH_END; NLM_F_ACK on
+/// every NEW/DEL and on END; consecutive seqs from `first_seq`.
 ///
-/// Success ⇔ no NLMSG_ERROR with a non-zero error for any seq in [`Batch::seqs`]
-/// (per-message ACKs are sent even if the batch is later aborted, docs/netlink-reference.md §7.1).
+/// Success ⇔ no NLMSG_ERROR with a non-zero error for any seq in [`Batch::seqs`] (per-message
+/// ACKs are sent even if the batch is later aborted, docs/netlink-reference.md §7.1).
 pub fn install_batch(r: &Ruleset<'_>, first_seq: u32) -> Result<Batch, NftError> {
     check_name(r.table)?;
     check_name(r.chain)?;
@@ -201,8 +202,8 @@ pub fn install_batch(r: &Ruleset<'_>, first_seq: u32) -> Result<Batch, NftError>
     Ok(b.finish())
 }
 
-/// BATCH_BEGIN, DELTABLE, BATCH_END (docs/netlink-reference.md §7.6): removes the table with its chain and rules.
-/// The DELTABLE fails with -ENOENT if the table does not exist.
+/// BATCH_BEGIN, DELTABLE, BATCH_END (docs/netlink-reference.md §7.6): removes the table with its
+/// chain and rules. The DELTABLE fails with -ENOENT if the table does not exist.
 pub fn delete_batch(table: &str, first_seq: u32) -> Result<Batch, NftError> {
     check_name(table)?;
     let mut b = Builder::new(first_seq, 3)?;

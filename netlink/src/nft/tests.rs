@@ -1,5 +1,5 @@
-//! Golden-byte tests: builders against `docs/netlink-reference.md` Appendix A and against fresh `nft` /
-//! kernel captures; parsers against real kernel replies.
+//! Golden-byte tests: builders against `docs/netlink-reference.md` Appendix A and against fresh
+//! `nft` / kernel captures; parsers against real kernel replies.
 //!
 //! The mark immediate (`01 00 00 00`) is host-order, so these goldens assume a little-endian host.
 
