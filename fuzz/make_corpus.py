@@ -101,7 +101,6 @@ def main():
     listener = test_hex(diag, "parses_listener")
     rule_dumps = [const_hex(nft, f"CAPTURED_RULE_DUMP_{i}") for i in (1, 2, 3)]
     newtable = const_hex(nft, "CAPTURED_NEWTABLE_REPLY")
-    newchain = const_hex(nft, "CAPTURED_NEWCHAIN_REPLY")
 
     # A v6 listener ([fd00::1]:443): the v4 capture with family AF_INET6,
     # another source address and port.
@@ -171,11 +170,6 @@ def main():
             "request_dport4": expressions(
                 body(const_hex(nft, "CAPTURED_NEWRULE_DPORT4"))
             ),
-        },
-        "nft_table_chain": {
-            "newtable": body(newtable),
-            "newchain": body(newchain),
-            "newtable_owner": body(const_hex(nft, "APPENDIX_A_NEWTABLE_OWNER")),
         },
         # Structured input (see the target): bytes pick a rule and edits.
         # Empty = 0.0.0.0, no port, mark 0, no edit.

@@ -7,7 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use plugctl_fuzz::message;
-use plugctl_netlink::frame::{MAX_ERRNO, NLMSG_DONE, NLMSG_ERROR};
+use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR};
+use plugctl_netlink::frame::MAX_ERRNO;
 use plugctl_netlink::Error;
 
 fuzz_target!(|data: &[u8]| {

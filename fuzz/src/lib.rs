@@ -3,14 +3,11 @@
 //! part under test rather than to framing the parser never sees.
 #![deny(missing_docs)]
 
-use std::io::Cursor;
-
-use neli::ToBytes;
 use plugctl_netlink::frame::RawMessage;
 use plugctl_netlink::nft::consts::{
     NFPROTO_INET, NFTA_RULE_CHAIN, NFTA_RULE_EXPRESSIONS, NFTA_RULE_HANDLE, NFTA_RULE_TABLE,
 };
-use plugctl_netlink::nft::Attr;
+use plugctl_netlink::nft::{attrs_to_bytes, Attr};
 
 /// A received message of type `ty` whose body is `payload`, as
 /// [`frame::split`](plugctl_netlink::frame::split) hands it to a parser.
@@ -47,10 +44,7 @@ pub fn rule_payload(expressions: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// An attribute as bytes on the wire (padded), serialised by neli.
+/// An attribute as bytes on the wire (padded).
 pub fn attr_bytes(attr: &Attr) -> Vec<u8> {
-    let mut buf = Cursor::new(Vec::new());
-    attr.to_bytes(&mut buf)
-        .expect("serialising into a Vec cannot fail");
-    buf.into_inner()
+    attrs_to_bytes(std::slice::from_ref(attr))
 }

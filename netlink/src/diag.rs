@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_core::Parseable;
+use netlink_packet_core::{Parseable, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
 use netlink_packet_sock_diag::inet::{
     ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags,
@@ -12,7 +12,7 @@ use netlink_packet_sock_diag::inet::{
 use netlink_packet_sock_diag::SockDiagMessage;
 
 use crate::error::Error;
-use crate::frame::{RawMessage, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::frame::RawMessage;
 
 /// `SOCK_DIAG_BY_FAMILY`.
 pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -70,7 +70,7 @@ mod tests {
     use crate::frame::split;
     use crate::tc::tests::hex;
 
-    // netlink-reference.md Appendix A, "sock_diag v4 LISTEN dump (seq=40)"
+    // docs/netlink-reference.md Appendix A, "sock_diag v4 LISTEN dump (seq=40)"
     // and "v6 (seq=42)": hand-built, accepted by 6.1 and 6.18; the same
     // request as `ss -ltn` (iproute2 6.1) minus its CLOSE state bit.
     #[test]
@@ -84,7 +84,7 @@ mod tests {
     }
 
     // [CAPTURED tool + kernel] `ss -ltnH 'sport = :8080'` on 6.1 with a
-    // listener on 169.254.255.254:8080 (netlink-reference.md §10.2).
+    // listener on 169.254.255.254:8080 (docs/netlink-reference.md §10.2).
     #[test]
     fn parses_listener() {
         let b = hex("7c000000 14000200 40e20100 bd000000

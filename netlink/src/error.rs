@@ -45,6 +45,9 @@ pub enum Error {
     /// The kernel's reply could not be decoded.
     #[error("malformed netlink reply: {0}")]
     Malformed(String),
+    /// An nf_tables message could not be built, or its reply not decoded.
+    #[error("nf_tables: {0}")]
+    Nft(#[from] crate::nft::NftError),
     /// No reply arrived in time.
     #[error("no netlink reply for request {seq} within {ms} ms")]
     Timeout {

@@ -2,44 +2,23 @@
 //! `nlmsghdr`s of a received datagram and decoding `NLMSG_ERROR` (ACKs,
 //! errors and their extended-ack strings).
 //!
+//! The one framing layer of this crate is netlink-packet-core's: its
+//! [`NetlinkBuffer`] / [`NetlinkHeader`] for `nlmsghdr`, its `NLM_F_*` and
+//! `NLMSG_*` constants, its `NlasIterator` for attributes. What it lacks, and
+//! this module adds, is the decoding of extended acks (`NLMSGERR_ATTR_MSG`).
+//!
 //! Message *bodies* are parsed elsewhere (tc by `netlink-packet-route`,
 //! nf_tables by [`crate::nft`]); this module only cuts the datagram up.
 
+use netlink_packet_core::{
+    Emitable, NetlinkBuffer, NetlinkHeader, NlasIterator, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK_TLVS,
+    NLM_F_CAPPED,
+};
+
 use crate::error::{Error, KernelError};
 
-/// `NLMSG_NOOP`.
-pub const NLMSG_NOOP: u16 = 1;
-/// `NLMSG_ERROR`: an ACK (error 0) or a failure (`-errno`).
-pub const NLMSG_ERROR: u16 = 2;
-/// `NLMSG_DONE`: the end of a dump.
-pub const NLMSG_DONE: u16 = 3;
-/// `NLMSG_OVERRUN`.
-pub const NLMSG_OVERRUN: u16 = 4;
-
-/// `NLM_F_REQUEST`.
-pub const NLM_F_REQUEST: u16 = 0x001;
-/// `NLM_F_MULTI`.
-pub const NLM_F_MULTI: u16 = 0x002;
-/// `NLM_F_ACK`.
-pub const NLM_F_ACK: u16 = 0x004;
-/// `NLM_F_ECHO`.
-pub const NLM_F_ECHO: u16 = 0x008;
-/// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
-pub const NLM_F_DUMP: u16 = 0x300;
-/// `NLM_F_REPLACE`.
-pub const NLM_F_REPLACE: u16 = 0x100;
-/// `NLM_F_EXCL`.
-pub const NLM_F_EXCL: u16 = 0x200;
-/// `NLM_F_CREATE`.
-pub const NLM_F_CREATE: u16 = 0x400;
-/// `NLM_F_APPEND`.
-pub const NLM_F_APPEND: u16 = 0x800;
-/// `NLM_F_ACK_TLVS` on an `NLMSG_ERROR`: extended-ack attributes follow.
-pub const NLM_F_ACK_TLVS: u16 = 0x200;
-/// `NLM_F_CAPPED` on an `NLMSG_ERROR`: the request payload was not echoed.
-pub const NLM_F_CAPPED: u16 = 0x100;
-
-/// `NLMSGERR_ATTR_MSG`: a human-readable string.
+/// `NLMSGERR_ATTR_MSG`: a human-readable string (netlink-packet-core does not
+/// decode extended-ack attributes; plugctl does).
 const NLMSGERR_ATTR_MSG: u16 = 1;
 
 /// Size of `struct nlmsghdr`.
@@ -48,12 +27,6 @@ pub const NLMSG_HDRLEN: usize = 16;
 /// The largest errno the kernel reports (`MAX_ERRNO` in `include/linux/err.h`):
 /// an error code in a reply is `-errno` with `errno` in `1..=MAX_ERRNO`.
 pub const MAX_ERRNO: i32 = 4095;
-
-/// Round `len` up to netlink's 4-byte alignment (saturating: a length within
-/// 3 of `usize::MAX`, which no buffer has, stays beyond every buffer).
-pub const fn align(len: usize) -> usize {
-    len.saturating_add(3) & !3
-}
 
 /// One netlink message as received: header fields and the body after the
 /// 16-byte `nlmsghdr`.
@@ -72,14 +45,14 @@ pub struct RawMessage {
 impl RawMessage {
     /// The whole message, header included (what the kernel sent, minus padding).
     pub fn to_bytes(&self, pid: u32) -> Vec<u8> {
-        let mut out = header(
-            (NLMSG_HDRLEN + self.payload.len()) as u32,
-            self.ty,
-            self.flags,
-            self.seq,
-            pid,
-        )
-        .to_vec();
+        let mut hdr = NetlinkHeader::default();
+        hdr.length = (NLMSG_HDRLEN + self.payload.len()) as u32;
+        hdr.message_type = self.ty;
+        hdr.flags = self.flags;
+        hdr.sequence_number = self.seq;
+        hdr.port_number = pid;
+        let mut out = vec![0; NLMSG_HDRLEN];
+        hdr.emit(&mut out);
         out.extend_from_slice(&self.payload);
         out
     }
@@ -129,17 +102,6 @@ fn errno_of(code: i32, what: &str) -> Result<i32, Error> {
     }
 }
 
-/// Emit a 16-byte `nlmsghdr`.
-pub fn header(len: u32, ty: u16, flags: u16, seq: u32, pid: u32) -> [u8; NLMSG_HDRLEN] {
-    let mut h = [0u8; NLMSG_HDRLEN];
-    h[0..4].copy_from_slice(&len.to_ne_bytes());
-    h[4..6].copy_from_slice(&ty.to_ne_bytes());
-    h[6..8].copy_from_slice(&flags.to_ne_bytes());
-    h[8..12].copy_from_slice(&seq.to_ne_bytes());
-    h[12..16].copy_from_slice(&pid.to_ne_bytes());
-    h
-}
-
 /// Serialize a `netlink-packet-*` message with these flags and seq.
 pub fn serialize<T>(inner: T, flags: u16, seq: u32) -> Vec<u8>
 where
@@ -159,24 +121,22 @@ where
     buf
 }
 
-/// Split a datagram into its messages.
+/// Split a datagram into its messages (netlink-packet-core's
+/// [`NetlinkBuffer`] checks each header's length against what is left).
 pub fn split(mut buf: &[u8]) -> Result<Vec<RawMessage>, Error> {
     let mut out = Vec::new();
     while buf.len() >= NLMSG_HDRLEN {
-        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        if len < NLMSG_HDRLEN || len > buf.len() {
-            return Err(Error::Malformed(format!(
-                "nlmsghdr length {len} with {} bytes left",
-                buf.len()
-            )));
-        }
+        let msg = NetlinkBuffer::new_checked(buf).map_err(|e| {
+            Error::Malformed(format!("nlmsghdr with {} bytes left: {e}", buf.len()))
+        })?;
+        let len = msg.length() as usize;
         out.push(RawMessage {
-            ty: u16::from_ne_bytes([buf[4], buf[5]]),
-            flags: u16::from_ne_bytes([buf[6], buf[7]]),
-            seq: u32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]),
-            payload: buf[NLMSG_HDRLEN..len].to_vec(),
+            ty: msg.message_type(),
+            flags: msg.flags(),
+            seq: msg.sequence_number(),
+            payload: msg.payload().to_vec(),
         });
-        buf = &buf[align(len).min(buf.len())..];
+        buf = buf.get(len.next_multiple_of(4)..).unwrap_or_default();
     }
     Ok(out)
 }
@@ -211,7 +171,7 @@ impl Ack {
         let echoed = if msg.flags & NLM_F_CAPPED != 0 {
             NLMSG_HDRLEN
         } else {
-            align(echoed_len)
+            echoed_len.checked_next_multiple_of(4).unwrap_or(usize::MAX)
         };
         let errno = errno_of(code, "NLMSG_ERROR")?;
         let mut message = None;
@@ -226,19 +186,15 @@ impl Ack {
     }
 }
 
-fn extack_message(mut tlvs: &[u8]) -> Option<String> {
-    while tlvs.len() >= 4 {
-        let len = u16::from_ne_bytes([tlvs[0], tlvs[1]]) as usize;
-        let ty = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & 0x3fff;
-        if len < 4 || len > tlvs.len() {
-            return None;
-        }
-        if ty == NLMSGERR_ATTR_MSG {
-            let s = &tlvs[4..len];
-            let s = s.split(|b| *b == 0).next().unwrap_or_default();
+/// `NLMSGERR_ATTR_MSG` among the extended-ack attributes, walked with
+/// netlink-packet-core's iterator (`None` at the first malformed one).
+fn extack_message(tlvs: &[u8]) -> Option<String> {
+    for nla in NlasIterator::new(tlvs) {
+        let nla = nla.ok()?;
+        if nla.kind() == NLMSGERR_ATTR_MSG {
+            let s = nla.value().split(|b| *b == 0).next().unwrap_or_default();
             return Some(String::from_utf8_lossy(s).into_owned());
         }
-        tlvs = &tlvs[align(len).min(tlvs.len())..];
     }
     None
 }
@@ -256,7 +212,7 @@ mod tests {
     }
 
     // [CAPTURED kernel] ACK for `tc qdisc add dev lo root handle 1: prio bands 4`
-    // on 6.1 (netlink-reference.md §1.4).
+    // on 6.1 (docs/netlink-reference.md §1.4).
     #[test]
     fn parses_capped_ack() {
         let b =
@@ -268,7 +224,7 @@ mod tests {
         assert_eq!(ack.result, Ok(()));
     }
 
-    // [CAPTURED kernel] EEXIST with extack, 6.18 (netlink-reference.md §1.4).
+    // [CAPTURED kernel] EEXIST with extack, 6.18 (docs/netlink-reference.md §1.4).
     #[test]
     fn parses_error_with_extack() {
         let b = hex("6c000000 02000002 02000000 331c0000 efffffff

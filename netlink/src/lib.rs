@@ -2,6 +2,13 @@
 //! `pfifo`, `plug`, `fw`) over rtnetlink and the nf_tables mark rule over
 //! nfnetlink, plus a small blocking socket. No policy lives here: what to
 //! build and when is the `plugctl` crate's business.
+//!
+//! One framing layer serves the three families: netlink-packet-core's
+//! header, buffer, `NLM_F_*` constants and attribute iterator ([`frame`]
+//! adds the extended-ack decoding it lacks). Message bodies are
+//! netlink-packet-route's (tc), netlink-packet-sock-diag's (sock_diag) and
+//! [`nft`]'s own `Nla` attributes (nf_tables, which rust-netlink does not
+//! model).
 #![deny(missing_docs)]
 
 pub mod diag;

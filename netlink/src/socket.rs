@@ -11,10 +11,11 @@
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR};
 use netlink_sys::{protocols, Socket as SysSocket};
 
 use crate::error::{Error, KernelError};
-use crate::frame::{split, RawMessage, NLMSG_DONE, NLMSG_ERROR};
+use crate::frame::{split, RawMessage};
 
 /// Which netlink family a socket speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +166,7 @@ impl Socket {
     /// A per-message ACK does not mean the batch committed, and kernels
     /// before ~6.10 do not ACK the batch markers, so the rule is: drain every
     /// reply the batch produced; success ⇔ no `NLMSG_ERROR` with a non-zero
-    /// code (netlink-reference.md §7.1).
+    /// code (docs/netlink-reference.md §7.1).
     pub fn batch(
         &mut self,
         bytes: &[u8],

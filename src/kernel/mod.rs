@@ -85,10 +85,6 @@ impl NetlinkKernel {
     }
 }
 
-fn malformed(e: impl std::fmt::Display) -> NlError {
-    NlError::Malformed(e.to_string())
-}
-
 impl Kernel for NetlinkKernel {
     fn ifindex(&mut self, device: &str) -> Result<Option<i32>, NlError> {
         let Ok(name) = CString::new(device) else {
@@ -151,14 +147,14 @@ impl Kernel for NetlinkKernel {
         let sock = self.netfilter()?;
         // BEGIN, NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, the rules, END.
         let first = sock.reserve_seqs(6 + ruleset.rules.len() as u32);
-        let batch = nft::install_batch(ruleset, first).map_err(malformed)?;
+        let batch = nft::install_batch(ruleset, first)?;
         sock.batch(&batch.bytes, batch.seqs.clone())
     }
 
     fn nft_delete(&mut self, table: &str) -> Result<(), NlError> {
         let sock = self.netfilter()?;
         let first = sock.reserve_seqs(3);
-        let batch = nft::delete_batch(table, first).map_err(malformed)?;
+        let batch = nft::delete_batch(table, first)?;
         sock.batch(&batch.bytes, batch.seqs.clone())
     }
 
@@ -169,14 +165,14 @@ impl Kernel for NetlinkKernel {
     ) -> Result<Option<Vec<Option<MarkRule>>>, NlError> {
         let sock = self.netfilter()?;
         let seq = sock.next_seq();
-        let msgs = match sock.dump(&nft::get_rules_request(table, seq).map_err(malformed)?, seq) {
+        let msgs = match sock.dump(&nft::get_rules_request(table, seq)?, seq) {
             Ok(m) => m,
             Err(NlError::Kernel(k)) if k.errno == libc::ENOENT => return Ok(None),
             Err(e) => return Err(e),
         };
         let mut rules = Vec::new();
         for m in msgs.iter().filter(|m| m.ty == nft::consts::NFT_MSG_NEWRULE) {
-            let r = nft::parse_rule(&m.payload).map_err(malformed)?;
+            let r = nft::parse_rule(&m.payload)?;
             if r.table == table && r.chain == chain {
                 rules.push(MarkRule::from_expressions(&r.exprs));
             }
@@ -214,7 +210,7 @@ impl NetlinkKernel {
     fn nft_table_exists(&mut self, table: &str) -> Result<bool, NlError> {
         let sock = self.netfilter()?;
         let seq = sock.next_seq();
-        match sock.dump(&nft::get_table_request(table, seq).map_err(malformed)?, seq) {
+        match sock.dump(&nft::get_table_request(table, seq)?, seq) {
             Ok(msgs) => Ok(!msgs.is_empty()),
             Err(NlError::Kernel(k)) if k.errno == libc::ENOENT => Ok(false),
             Err(e) => Err(e),

@@ -2,6 +2,8 @@
 
 use std::ops::RangeInclusive;
 
+use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST};
+
 use super::consts::*;
 use super::expr::expressions_attr;
 use super::rule::MarkRule;
@@ -18,21 +20,15 @@ pub struct Ruleset<'a> {
     pub chain: &'a str,
     /// The marking rules, in order.
     pub rules: &'a [MarkRule],
-    /// `NFTA_TABLE_FLAGS` of both NEWTABLE messages, normally 0. With
-    /// [`NFT_TABLE_F_OWNER`] the table dies with the sending socket (ref §7.7), and the replace
-    /// batch only succeeds if an existing table has the same flags and is owned by that socket
-    /// (the kernel refuses to add or drop the owner flag: -EOPNOTSUPP; foreign owner: -EPERM).
-    pub table_flags: u32,
 }
 
 impl<'a> Ruleset<'a> {
-    /// A ruleset with `table_flags` 0.
+    /// Table `table` whose chain `chain` holds `rules`.
     pub fn new(table: &'a str, chain: &'a str, rules: &'a [MarkRule]) -> Self {
         Ruleset {
             table,
             chain,
             rules,
-            table_flags: 0,
         }
     }
 }
@@ -44,8 +40,6 @@ pub struct Batch {
     pub bytes: Vec<u8>,
     /// Every `nlmsg_seq` used, BATCH_BEGIN's first, BATCH_END's last (consecutive).
     pub seqs: RangeInclusive<u32>,
-    /// Seq of BATCH_BEGIN: a failed commit is reported as an error carrying this seq.
-    pub begin_seq: u32,
 }
 
 /// Hands out consecutive seqs and collects messages.
@@ -79,7 +73,6 @@ impl Builder {
         Batch {
             bytes: self.bytes,
             seqs: self.first..=self.next.wrapping_sub(1),
-            begin_seq: self.first,
         }
     }
 }
@@ -87,8 +80,9 @@ impl Builder {
 const NEW: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
 const DEL: u16 = NLM_F_REQUEST | NLM_F_ACK;
 
-/// NFNL_MSG_BATCH_BEGIN: REQUEST only (ref §7.5; an ACK on it is only honoured by ≥6.10-ish
-/// kernels and would arrive before anything was committed, so it says nothing).
+/// NFNL_MSG_BATCH_BEGIN: REQUEST only (docs/netlink-reference.md §7.5; an ACK on it is only
+/// honoured by ≥6.10-ish kernels and would arrive before anything was committed, so it says
+/// nothing).
 pub(crate) fn batch_begin(seq: u32) -> Result<Vec<u8>, NftError> {
     message(
         NFNL_MSG_BATCH_BEGIN,
@@ -112,8 +106,8 @@ pub(crate) fn batch_end(seq: u32) -> Result<Vec<u8>, NftError> {
     )
 }
 
-/// NEWTABLE {NAME, FLAGS}, REQUEST|ACK|CREATE (no EXCL: never fails on an existing table).
-pub(crate) fn new_table(table: &str, flags: u32, seq: u32) -> Result<Vec<u8>, NftError> {
+/// NEWTABLE {NAME, FLAGS = 0}, REQUEST|ACK|CREATE (no EXCL: never fails on an existing table).
+pub(crate) fn new_table(table: &str, seq: u32) -> Result<Vec<u8>, NftError> {
     message(
         NFT_MSG_NEWTABLE,
         NEW,
@@ -122,7 +116,7 @@ pub(crate) fn new_table(table: &str, flags: u32, seq: u32) -> Result<Vec<u8>, Nf
         0,
         vec![
             attr_str(NFTA_TABLE_NAME, table)?,
-            attr_be32(NFTA_TABLE_FLAGS, flags)?,
+            attr_be32(NFTA_TABLE_FLAGS, 0)?,
         ],
     )
 }
@@ -184,12 +178,12 @@ pub(crate) fn new_rule(
     )
 }
 
-/// Idempotent atomic (re)install in ONE batch (ref §7.6 "replace batch"): BATCH_BEGIN,
-/// NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, NEWRULE × n, BATCH_END; NLM_F_ACK on every NEW/DEL
-/// and on END; consecutive seqs from `first_seq`.
+/// Idempotent atomic (re)install in ONE batch (docs/netlink-reference.md §7.6 "replace batch"):
+/// BATCH_BEGIN, NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, NEWRULE × n, BATCH_END; NLM_F_ACK on
+/// every NEW/DEL and on END; consecutive seqs from `first_seq`.
 ///
-/// Success ⇔ no NLMSG_ERROR with a non-zero error for any seq in [`Batch::seqs`]
-/// (per-message ACKs are sent even if the batch is later aborted, ref §7.1).
+/// Success ⇔ no NLMSG_ERROR with a non-zero error for any seq in [`Batch::seqs`] (per-message
+/// ACKs are sent even if the batch is later aborted, docs/netlink-reference.md §7.1).
 pub fn install_batch(r: &Ruleset<'_>, first_seq: u32) -> Result<Batch, NftError> {
     check_name(r.table)?;
     check_name(r.chain)?;
@@ -197,9 +191,9 @@ pub fn install_batch(r: &Ruleset<'_>, first_seq: u32) -> Result<Batch, NftError>
     let count = n.checked_add(6).ok_or(NftError::TooLarge)?;
     let mut b = Builder::new(first_seq, count)?;
     b.push(batch_begin)?;
-    b.push(|s| new_table(r.table, r.table_flags, s))?;
+    b.push(|s| new_table(r.table, s))?;
     b.push(|s| del_table(r.table, s))?;
-    b.push(|s| new_table(r.table, r.table_flags, s))?;
+    b.push(|s| new_table(r.table, s))?;
     b.push(|s| new_chain(r.table, r.chain, s))?;
     for rule in r.rules {
         b.push(|s| new_rule(r.table, r.chain, rule, s))?;
@@ -208,8 +202,8 @@ pub fn install_batch(r: &Ruleset<'_>, first_seq: u32) -> Result<Batch, NftError>
     Ok(b.finish())
 }
 
-/// BATCH_BEGIN, DELTABLE, BATCH_END (ref §7.6): removes the table with its chain and rules.
-/// The DELTABLE fails with -ENOENT if the table does not exist.
+/// BATCH_BEGIN, DELTABLE, BATCH_END (docs/netlink-reference.md §7.6): removes the table with its
+/// chain and rules. The DELTABLE fails with -ENOENT if the table does not exist.
 pub fn delete_batch(table: &str, first_seq: u32) -> Result<Batch, NftError> {
     check_name(table)?;
     let mut b = Builder::new(first_seq, 3)?;
@@ -246,24 +240,5 @@ pub fn get_table_request(table: &str, seq: u32) -> Result<Vec<u8>, NftError> {
         NFPROTO_INET,
         0,
         vec![attr_str(NFTA_TABLE_NAME, table)?],
-    )
-}
-
-/// NFT_MSG_GETCHAIN for one chain (REQUEST|ACK, family inet, NFTA_CHAIN_TABLE,
-/// NFTA_CHAIN_NAME). Answered by one NFT_MSG_NEWCHAIN then an ACK, or NLMSG_ERROR -ENOENT if
-/// the table or the chain does not exist.
-pub fn get_chain_request(table: &str, chain: &str, seq: u32) -> Result<Vec<u8>, NftError> {
-    check_name(table)?;
-    check_name(chain)?;
-    message(
-        NFT_MSG_GETCHAIN,
-        NLM_F_REQUEST | NLM_F_ACK,
-        seq,
-        NFPROTO_INET,
-        0,
-        vec![
-            attr_str(NFTA_CHAIN_TABLE, table)?,
-            attr_str(NFTA_CHAIN_NAME, chain)?,
-        ],
     )
 }

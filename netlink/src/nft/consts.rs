@@ -1,5 +1,5 @@
-//! nf_tables / nfnetlink constants (uapi `linux/netfilter/nfnetlink.h`, `nf_tables.h`; reference
-//! Appendix B).
+//! nf_tables / nfnetlink constants (uapi `linux/netfilter/nfnetlink.h`, `nf_tables.h`;
+//! `docs/netlink-reference.md` Appendix B).
 //!
 //! The `NFT_MSG_*` constants here are full `nlmsg_type` values
 //! (`NFNL_SUBSYS_NFTABLES << 8 | msg`), i.e. what a reply's `nlmsghdr.nlmsg_type` holds, so a
@@ -46,31 +46,6 @@ pub const NFT_MSG_NEWGEN: u16 = nft_type(15);
 pub const NFT_MSG_GETGEN: u16 = nft_type(16);
 /// `nlmsg_type` of NFT_MSG_DESTROYTABLE (Linux 6.3+: like DELTABLE but no -ENOENT).
 pub const NFT_MSG_DESTROYTABLE: u16 = nft_type(26);
-
-/// Netlink control message: error / ACK.
-pub const NLMSG_ERROR: u16 = 2;
-/// Netlink control message: end of a dump.
-pub const NLMSG_DONE: u16 = 3;
-
-/// `NLM_F_REQUEST`.
-pub const NLM_F_REQUEST: u16 = 0x001;
-/// `NLM_F_MULTI` (set on dump entries).
-pub const NLM_F_MULTI: u16 = 0x002;
-/// `NLM_F_ACK`.
-pub const NLM_F_ACK: u16 = 0x004;
-/// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
-pub const NLM_F_DUMP: u16 = 0x300;
-/// `NLM_F_EXCL` (on NEW requests).
-pub const NLM_F_EXCL: u16 = 0x200;
-/// `NLM_F_CREATE` (on NEW requests; mandatory for NEWRULE).
-pub const NLM_F_CREATE: u16 = 0x400;
-/// `NLM_F_APPEND` (on NEWRULE: add at the end of the chain).
-pub const NLM_F_APPEND: u16 = 0x800;
-
-/// `NLA_F_NESTED` bit of `nla_type` (set by nft on requests, absent in kernel dumps).
-pub const NLA_F_NESTED: u16 = 0x8000;
-/// `NLA_F_NET_BYTEORDER` bit of `nla_type`.
-pub const NLA_F_NET_BYTEORDER: u16 = 0x4000;
 
 /// `nfgen_family` of batch markers / family-less requests.
 pub const NFPROTO_UNSPEC: u8 = 0;

@@ -3,8 +3,8 @@
 
 use super::consts::*;
 use super::wire::{
-    attr_be32, attr_bytes, attr_nest, attr_raw_nest, attr_str, attr_type, check_value, find,
-    get_be32, get_str, parse_attrs, payload, req, Attr,
+    attr_be32, attr_bytes, attr_nest, attr_raw_nest, attr_str, check_value, find, get_be32,
+    get_str, parse_attrs, req, Attr, AttrBuf,
 };
 use super::NftError;
 
@@ -86,17 +86,17 @@ fn data_nest(ty: u16, what: &'static str, value: &[u8]) -> Result<Attr, NftError
 }
 
 /// The value inside a data nest, or `None` if it is not exactly one `NFTA_DATA_VALUE`.
-fn data_value(a: &Attr) -> Result<Option<Vec<u8>>, NftError> {
-    let inner = parse_attrs(payload(a))?;
+fn data_value(a: &AttrBuf<'_>) -> Result<Option<Vec<u8>>, NftError> {
+    let inner = parse_attrs(a.value())?;
     match inner.as_slice() {
-        [v] if attr_type(v) == NFTA_DATA_VALUE => Ok(Some(payload(v).to_vec())),
+        [v] if v.kind() == NFTA_DATA_VALUE => Ok(Some(v.value().to_vec())),
         _ => Ok(None),
     }
 }
 
 /// True if every attribute's type is in `known`.
-fn only(attrs: &[Attr], known: &[u16]) -> bool {
-    attrs.iter().all(|a| known.contains(&attr_type(a)))
+fn only(attrs: &[AttrBuf<'_>], known: &[u16]) -> bool {
+    attrs.iter().all(|a| known.contains(&a.kind()))
 }
 
 impl Expr {
@@ -176,14 +176,14 @@ impl Expr {
     }
 
     /// Parse one `NFTA_LIST_ELEM` attribute (as found in a request or a kernel dump).
-    pub fn from_attr(elem: &Attr) -> Result<Expr, NftError> {
-        let attrs = parse_attrs(payload(elem))?;
+    pub fn from_attr(elem: &AttrBuf<'_>) -> Result<Expr, NftError> {
+        let attrs = parse_attrs(elem.value())?;
         let name = get_str(
             req(&attrs, NFTA_EXPR_NAME, "NFTA_EXPR_NAME")?,
             "NFTA_EXPR_NAME",
         )?;
         let raw = find(&attrs, NFTA_EXPR_DATA)
-            .map(payload)
+            .map(|d| d.value())
             .unwrap_or_default();
         let data = parse_attrs(raw)?;
         let parsed = match name.as_str() {
@@ -200,11 +200,11 @@ impl Expr {
         }))
     }
 
-    fn be32(d: &[Attr], ty: u16, what: &'static str) -> Result<Option<u32>, NftError> {
+    fn be32(d: &[AttrBuf<'_>], ty: u16, what: &'static str) -> Result<Option<u32>, NftError> {
         find(d, ty).map(|a| get_be32(a, what)).transpose()
     }
 
-    fn parse_meta(d: &[Attr]) -> Result<Option<Expr>, NftError> {
+    fn parse_meta(d: &[AttrBuf<'_>]) -> Result<Option<Expr>, NftError> {
         if !only(d, &[NFTA_META_KEY, NFTA_META_DREG, NFTA_META_SREG]) {
             return Ok(None);
         }
@@ -218,7 +218,7 @@ impl Expr {
         })
     }
 
-    fn parse_payload(d: &[Attr]) -> Result<Option<Expr>, NftError> {
+    fn parse_payload(d: &[AttrBuf<'_>]) -> Result<Option<Expr>, NftError> {
         if !only(
             d,
             &[
@@ -248,7 +248,7 @@ impl Expr {
         )
     }
 
-    fn parse_bitwise(d: &[Attr]) -> Result<Option<Expr>, NftError> {
+    fn parse_bitwise(d: &[AttrBuf<'_>]) -> Result<Option<Expr>, NftError> {
         if !only(
             d,
             &[
@@ -290,7 +290,7 @@ impl Expr {
         )
     }
 
-    fn parse_cmp(d: &[Attr]) -> Result<Option<Expr>, NftError> {
+    fn parse_cmp(d: &[AttrBuf<'_>]) -> Result<Option<Expr>, NftError> {
         if !only(d, &[NFTA_CMP_SREG, NFTA_CMP_OP, NFTA_CMP_DATA]) {
             return Ok(None);
         }
@@ -307,7 +307,7 @@ impl Expr {
         )
     }
 
-    fn parse_immediate(d: &[Attr]) -> Result<Option<Expr>, NftError> {
+    fn parse_immediate(d: &[AttrBuf<'_>]) -> Result<Option<Expr>, NftError> {
         if !only(d, &[NFTA_IMMEDIATE_DREG, NFTA_IMMEDIATE_DATA]) {
             return Ok(None);
         }
@@ -338,7 +338,7 @@ pub(crate) fn expressions_attr(exprs: &[Expr]) -> Result<Attr, NftError> {
 pub(crate) fn parse_expressions(bytes: &[u8]) -> Result<Vec<Expr>, NftError> {
     parse_attrs(bytes)?
         .iter()
-        .filter(|a| attr_type(a) == NFTA_LIST_ELEM)
+        .filter(|a| a.kind() == NFTA_LIST_ELEM)
         .map(Expr::from_attr)
         .collect()
 }
@@ -350,7 +350,7 @@ mod tests {
 
     fn round_trip(e: &Expr) -> Expr {
         let attr = e.to_attr().expect("emit");
-        // Through bytes, so neli's parser really runs.
+        // Through bytes, so the parser really runs.
         let bytes = attrs_to_bytes(&[attr]);
         let list = parse_expressions(&bytes).expect("parse");
         assert_eq!(list.len(), 1);
@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn meta_bytes_match_nft() {
-        // ref §7.5 offset 0x00c0: meta load l4proto => reg 1
+        // docs/netlink-reference.md §7.5 offset 0x00c0: meta load l4proto => reg 1
         let bytes = attrs_to_bytes(&[Expr::MetaLoad {
             key: NFT_META_L4PROTO,
             dreg: 1,
@@ -490,6 +490,8 @@ mod tests {
             ],
         )
         .expect("a");
+        let bad = attrs_to_bytes(&[bad]);
+        let bad = AttrBuf::new_checked(&bad[..]).expect("one attribute");
         assert!(matches!(
             Expr::from_attr(&bad),
             Err(NftError::BadLength { .. })

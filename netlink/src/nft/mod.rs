@@ -1,17 +1,18 @@
 //! nf_tables over NETLINK_NETFILTER: the messages plugctl sends to install, remove and read back
 //! its SYN-marking rule, and parsers for the kernel's replies. Bytes only: no socket I/O, no
-//! policy (reference: `netlink-reference.md` §7, §8, Appendix A).
+//! policy (reference: `docs/netlink-reference.md` §7, §8, Appendix A).
 //!
-//! Built on `neli`: every message is a neli [`Nlmsghdr`](neli::nl::Nlmsghdr) whose payload is
-//! the derived [`Nfgenmsg`] holding neli [`Nlattr`](neli::genl::Nlattr)s; replies are parsed
-//! with the same types (neli masks NLA_F_NESTED, which kernel dumps omit).
+//! Framing is the crate's one layer, netlink-packet-core (see [`crate::frame`]): messages are
+//! its [`NetlinkHeader`](netlink_packet_core::NetlinkHeader) + `nfgenmsg` + attributes emitted
+//! through its [`Nla`](netlink_packet_core::Nla) trait ([`Attr`]); replies are walked with its
+//! attribute iterator ([`AttrBuf`], which masks NLA_F_NESTED, absent from kernel dumps).
 //!
 //! Flow for the caller's socket layer (one NETLINK_NETFILTER socket):
 //! * install: send [`install_batch`]`.bytes` in one `sendmsg`, drain; success ⇔ no
 //!   NLMSG_ERROR with a non-zero error for a seq in [`Batch::seqs`];
-//! * status: [`get_table_request`] (NEWTABLE + ACK, or -ENOENT), [`get_chain_request`],
-//!   [`get_rules_request`] (dump of NEWRULE until NLMSG_DONE) → [`parse_table`],
-//!   [`parse_chain`], [`parse_rule`] + [`MarkRule::from_expressions`];
+//! * status: [`get_rules_request`] (dump of NEWRULE until NLMSG_DONE) → [`parse_rule`] +
+//!   [`MarkRule::from_expressions`]; [`get_table_request`] (NEWTABLE + ACK, or -ENOENT) tells
+//!   an empty table from a missing one;
 //! * teardown: [`delete_batch`].
 //!
 //! Replies are dispatched on `nlmsg_type` with the constants in [`consts`].
@@ -27,25 +28,21 @@ mod wire;
 mod tests;
 
 pub use batch::{
-    delete_batch, get_chain_request, get_rules_request, get_table_request, install_batch, Batch,
-    Ruleset,
+    delete_batch, get_rules_request, get_table_request, install_batch, Batch, Ruleset,
 };
 pub use expr::Expr;
-pub use parse::{
-    parse_chain, parse_rule, parse_table, ChainHook, DumpedChain, DumpedRule, DumpedTable,
-};
+pub use parse::{parse_rule, DumpedRule};
 pub use rule::MarkRule;
-pub use wire::{Attr, Be16, Nfgenmsg};
+pub use wire::{attrs_to_bytes, Attr, AttrBuf};
 
-/// Errors building nf_tables messages or parsing the kernel's replies.
+/// Errors building nf_tables messages or parsing the kernel's replies. Converts into
+/// [`crate::Error::Nft`].
 #[derive(Debug, thiserror::Error)]
 pub enum NftError {
-    /// neli could not parse the netlink data (truncated or inconsistent lengths).
-    #[error("malformed netlink data: {0}")]
-    Parse(#[from] neli::err::DeError),
-    /// neli could not serialise a message (not expected in practice).
-    #[error("cannot serialise netlink message: {0}")]
-    Serialize(String),
+    /// An attribute's length does not fit the bytes around it (netlink-packet-core's
+    /// attribute iterator says how).
+    #[error("malformed nf_tables attributes: {0}")]
+    Parse(#[from] netlink_packet_core::DecodeError),
     /// A message payload shorter than the 4-byte `nfgenmsg`.
     #[error("nfnetlink payload too short: {0} bytes")]
     Truncated(usize),
@@ -74,10 +71,4 @@ pub enum NftError {
     /// The batch's seqs would wrap past u32::MAX.
     #[error("sequence numbers starting at {0} would wrap")]
     SeqOverflow(u32),
-}
-
-impl From<neli::err::SerError> for NftError {
-    fn from(e: neli::err::SerError) -> Self {
-        NftError::Serialize(e.to_string())
-    }
 }

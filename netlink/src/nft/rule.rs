@@ -44,7 +44,8 @@ fn eq(data: &[u8]) -> Expr {
 impl MarkRule {
     /// The exact expression list `nft` 1.0.6 emits for
     /// `tcp flags & (syn|ack) == syn ip daddr ADDR [tcp dport PORT] meta mark set MARK` in an
-    /// `inet` table (ref §7.3, §8; the dport pair verified against a capture).
+    /// `inet` table (docs/netlink-reference.md §7.3, §8; the dport pair verified against a
+    /// capture).
     pub fn expressions(&self) -> Vec<Expr> {
         let (nfproto, offset, addr): (u8, u32, Vec<u8>) = match self.addr {
             IpAddr::V4(a) => (NFPROTO_IPV4, 16, a.octets().to_vec()),
@@ -179,8 +180,7 @@ mod tests {
             let attr = crate::nft::expr::expressions_attr(&r.expressions()).expect("emit");
             let bytes = crate::nft::wire::attrs_to_bytes(&[attr]);
             let attrs = crate::nft::wire::parse_attrs(&bytes).expect("parse");
-            let exprs = crate::nft::expr::parse_expressions(crate::nft::wire::payload(&attrs[0]))
-                .expect("parse");
+            let exprs = crate::nft::expr::parse_expressions(attrs[0].value()).expect("parse");
             assert_eq!(MarkRule::from_expressions(&exprs), Some(r));
         }
     }

@@ -1,103 +1,56 @@
-//! Framing shared by every nf_tables message: `nlmsghdr` + `nfgenmsg` + attributes, built and
-//! parsed with neli's [`Nlmsghdr`](neli::nl::Nlmsghdr), [`Nlattr`] and a derived [`Nfgenmsg`].
-//!
-//! neli 0.7.5 pitfalls avoided on kernel input (they panic instead of returning an error):
-//! `Nlmsghdr::from_bytes` computes `nl_len - 16` unchecked (so replies are handed to us as
-//! payloads, framed by the caller), `String::from_bytes_with_input` slices `len - 1` unchecked
-//! (so strings are decoded from the raw attribute bytes, see [`get_str`]), and `()`'s
-//! `from_bytes_with_input` asserts. Only `Nlattr`/`GenlBuffer`/`Buffer` parsing is used, which
-//! checks every length.
+//! Framing shared by every nf_tables message: `nlmsghdr` + `nfgenmsg` + attributes, on the
+//! crate's one framing layer, netlink-packet-core: its [`NetlinkHeader`] for the header, its
+//! [`Nla`](netlink_packet_core::Nla) / [`Emitable`] for the attributes sent ([`Attr`]), its
+//! [`NlasIterator`] for the attributes received ([`AttrBuf`], every length checked).
 
-use std::io::Cursor;
-
-use neli::{
-    consts::nl::NlmF,
-    err::{DeError, SerError},
-    genl::{AttrTypeBuilder, Nlattr, NlattrBuilder},
-    nl::{NlPayload, NlmsghdrBuilder},
-    types::{Buffer, GenlBuffer},
-    FromBytes, FromBytesWithInput, Header, Size, ToBytes, TypeSize,
+use netlink_packet_core::{
+    DefaultNla, Emitable, NetlinkHeader, NlaBuffer, NlasIterator, NLA_F_NESTED, NLA_HEADER_SIZE,
 };
 
 use super::consts::{NFNETLINK_V0, NFT_DATA_VALUE_MAXLEN, NFT_NAME_MAXLEN};
 use super::NftError;
+use crate::frame::NLMSG_HDRLEN;
 
-/// A raw nfnetlink attribute as neli models it: `u16` type (neli masks NLA_F_NESTED /
-/// NLA_F_NET_BYTEORDER off when parsing), payload bytes.
-pub type Attr = Nlattr<u16, Buffer>;
+/// An nf_tables attribute to send: netlink-packet-core's [`DefaultNla`], whose kind carries
+/// `NLA_F_NESTED` for a nest.
+pub type Attr = DefaultNla;
 
-/// A big-endian `u16` (neli only ships a big-endian `u64`); used for `nfgenmsg.res_id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Be16(pub u16);
+/// An nf_tables attribute as received: a view into the reply whose
+/// [`kind`](NlaBuffer::kind) has `NLA_F_NESTED` / `NLA_F_NET_BYTEORDER` masked off.
+pub type AttrBuf<'a> = NlaBuffer<&'a [u8]>;
 
-impl Size for Be16 {
-    fn unpadded_size(&self) -> usize {
-        2
-    }
-}
-
-impl TypeSize for Be16 {
-    fn type_size() -> usize {
-        2
-    }
-}
-
-impl ToBytes for Be16 {
-    fn to_bytes(&self, buffer: &mut Cursor<Vec<u8>>) -> Result<(), SerError> {
-        self.0.to_be_bytes().to_bytes(buffer)
-    }
-}
-
-impl FromBytes for Be16 {
-    fn from_bytes(buffer: &mut Cursor<impl AsRef<[u8]>>) -> Result<Self, DeError> {
-        <[u8; 2]>::from_bytes(buffer).map(|b| Be16(u16::from_be_bytes(b)))
-    }
-}
-
-/// `struct nfgenmsg` (4 bytes) followed by the message's attributes: the payload of every
-/// nfnetlink `nlmsghdr`.
-#[derive(
-    Debug, Clone, PartialEq, Eq, neli::Size, neli::ToBytes, neli::FromBytesWithInput, neli::Header,
-)]
-pub struct Nfgenmsg {
+/// `struct nfgenmsg` (4 bytes): the start of every nfnetlink message payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Nfgenmsg {
     /// `nfgen_family` (`NFPROTO_*`).
     pub family: u8,
-    /// `version` (`NFNETLINK_V0`).
-    pub version: u8,
     /// `res_id`: subsystem id in batch markers, ruleset generation (low 16 bits) in replies.
-    pub res_id: Be16,
-    /// The attributes.
-    #[neli(input = "input.checked_sub(Self::header_size()).ok_or(DeError::InvalidInput(input))?")]
-    pub attrs: GenlBuffer<u16, Buffer>,
+    /// Big-endian on the wire.
+    pub res_id: u16,
 }
 
 impl Nfgenmsg {
-    /// Parse a message payload (the bytes after the 16-byte `nlmsghdr`). A payload whose length
-    /// is not a multiple of 4 (last attribute's padding cut off) is tolerated.
-    pub fn parse(payload: &[u8]) -> Result<Nfgenmsg, NftError> {
-        if payload.len() < Self::header_size() {
+    const LEN: usize = 4;
+
+    /// Split a message payload (the bytes after the 16-byte `nlmsghdr`) into its `nfgenmsg`
+    /// and its attributes. A payload whose length is not a multiple of 4 (last attribute's
+    /// padding cut off) is tolerated.
+    pub(crate) fn parse(payload: &[u8]) -> Result<(Nfgenmsg, Vec<AttrBuf<'_>>), NftError> {
+        let Some((h, attrs)) = payload.split_first_chunk::<{ Self::LEN }>() else {
             return Err(NftError::Truncated(payload.len()));
-        }
-        let padded = pad4(payload);
-        Ok(Nfgenmsg::from_bytes_with_input(
-            &mut Cursor::new(&padded[..]),
-            padded.len(),
-        )?)
+        };
+        let msg = Nfgenmsg {
+            family: h[0],
+            res_id: u16::from_be_bytes([h[2], h[3]]),
+        };
+        Ok((msg, parse_attrs(attrs)?))
     }
-}
 
-fn pad4(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if bytes.len() % 4 == 0 {
-        std::borrow::Cow::Borrowed(bytes)
-    } else {
-        let mut v = bytes.to_vec();
-        v.resize(neli::consts::alignto(bytes.len()), 0);
-        std::borrow::Cow::Owned(v)
+    fn emit(&self, buf: &mut [u8]) {
+        buf[0] = self.family;
+        buf[1] = NFNETLINK_V0;
+        buf[2..4].copy_from_slice(&self.res_id.to_be_bytes());
     }
-}
-
-fn ser<E: std::fmt::Display>(e: E) -> NftError {
-    NftError::Serialize(e.to_string())
 }
 
 /// Serialise one complete netlink message: `nlmsghdr` (pid 0) + `nfgenmsg` + `attrs`.
@@ -109,44 +62,29 @@ pub(crate) fn message(
     res_id: u16,
     attrs: Vec<Attr>,
 ) -> Result<Vec<u8>, NftError> {
-    let payload = Nfgenmsg {
-        family,
-        version: NFNETLINK_V0,
-        res_id: Be16(res_id),
-        attrs: attrs.into_iter().collect(),
-    };
-    let msg = NlmsghdrBuilder::default()
-        .nl_type(nl_type)
-        .nl_flags(NlmF::from_bits_retain(flags))
-        .nl_seq(seq)
-        .nl_pid(0)
-        .nl_payload(NlPayload::Payload(payload))
-        .build()
-        .map_err(ser)?;
-    if msg.padded_size() > u32::MAX as usize {
-        return Err(NftError::TooLarge);
-    }
-    let mut buf = Cursor::new(Vec::new());
-    msg.to_bytes(&mut buf)?;
-    Ok(buf.into_inner())
+    let attrs = attrs.as_slice();
+    let len = NLMSG_HDRLEN + Nfgenmsg::LEN + attrs.buffer_len();
+    let mut hdr = NetlinkHeader::default();
+    hdr.length = u32::try_from(len).map_err(|_| NftError::TooLarge)?;
+    hdr.message_type = nl_type;
+    hdr.flags = flags;
+    hdr.sequence_number = seq;
+    let mut out = vec![0; len];
+    let (h, body) = out.split_at_mut(NLMSG_HDRLEN);
+    hdr.emit(h);
+    let (nfgen, rest) = body.split_at_mut(Nfgenmsg::LEN);
+    Nfgenmsg { family, res_id }.emit(nfgen);
+    attrs.emit(rest);
+    Ok(out)
 }
 
 fn attr_with(ty: u16, nested: bool, payload: Vec<u8>) -> Result<Attr, NftError> {
     // nla_len is a u16 covering the 4-byte header and the payload.
-    if payload.len() + 4 > u16::MAX as usize {
+    if payload.len() + NLA_HEADER_SIZE > u16::MAX as usize {
         return Err(NftError::TooLarge);
     }
-    NlattrBuilder::default()
-        .nla_type(
-            AttrTypeBuilder::default()
-                .nla_type(ty)
-                .nla_nested(nested)
-                .build()
-                .map_err(ser)?,
-        )
-        .nla_payload(Buffer::from(payload))
-        .build()
-        .map_err(ser)
+    let kind = if nested { ty | NLA_F_NESTED } else { ty };
+    Ok(DefaultNla::new(kind, payload))
 }
 
 /// Attribute with raw bytes.
@@ -167,17 +105,9 @@ pub(crate) fn attr_be32(ty: u16, v: u32) -> Result<Attr, NftError> {
     attr_with(ty, false, v.to_be_bytes().to_vec())
 }
 
-/// Nested attribute (NLA_F_NESTED set, as nft/libmnl do), built with neli's `Nlattr::nest`.
+/// Nested attribute (NLA_F_NESTED set, as nft/libmnl do).
 pub(crate) fn attr_nest(ty: u16, children: &[Attr]) -> Result<Attr, NftError> {
-    let total: usize = children.iter().map(|c| c.padded_size()).sum();
-    if total + 4 > u16::MAX as usize {
-        return Err(NftError::TooLarge);
-    }
-    let mut nest = attr_with(ty, true, Vec::new())?;
-    for c in children {
-        nest = nest.nest(c)?;
-    }
-    Ok(nest)
+    attr_with(ty, true, attrs_to_bytes(children))
 }
 
 /// Nested attribute whose payload is already-serialised attributes (kept raw).
@@ -186,13 +116,10 @@ pub(crate) fn attr_raw_nest(ty: u16, payload: &[u8]) -> Result<Attr, NftError> {
 }
 
 /// Serialise attributes back to back (padded), as they appear inside a nest.
-#[cfg(test)]
-pub(crate) fn attrs_to_bytes(attrs: &[Attr]) -> Vec<u8> {
-    let mut buf = Cursor::new(Vec::new());
-    for a in attrs {
-        a.to_bytes(&mut buf).expect("writing to a Vec cannot fail");
-    }
-    buf.into_inner()
+pub fn attrs_to_bytes(attrs: &[Attr]) -> Vec<u8> {
+    let mut buf = vec![0; attrs.buffer_len()];
+    attrs.emit(&mut buf);
+    buf
 }
 
 /// Check a table/chain name: 1..=255 bytes, no NUL (the kernel limit is NFT_NAME_MAXLEN incl. NUL).
@@ -215,33 +142,19 @@ pub(crate) fn check_value(what: &'static str, v: &[u8]) -> Result<(), NftError> 
     Ok(())
 }
 
-/// Parse the attributes inside a nest (or any attribute stream) with neli.
-pub(crate) fn parse_attrs(bytes: &[u8]) -> Result<Vec<Attr>, NftError> {
-    let padded = pad4(bytes);
-    let buf = GenlBuffer::<u16, Buffer>::from_bytes_with_input(
-        &mut Cursor::new(&padded[..]),
-        padded.len(),
-    )?;
-    Ok(buf.into_iter().collect())
+/// The attributes inside a nest (or any attribute stream), with netlink-packet-core's
+/// iterator: an error at the first attribute whose length does not fit.
+pub(crate) fn parse_attrs(bytes: &[u8]) -> Result<Vec<AttrBuf<'_>>, NftError> {
+    Ok(NlasIterator::new(bytes).collect::<Result<_, _>>()?)
 }
 
-/// The attribute type with NLA_F_NESTED / NLA_F_NET_BYTEORDER masked off.
-pub(crate) fn attr_type(a: &Attr) -> u16 {
-    *a.nla_type().nla_type()
+/// First attribute of type `ty` (flags masked off).
+pub(crate) fn find<'b, 'a>(attrs: &'b [AttrBuf<'a>], ty: u16) -> Option<&'b AttrBuf<'a>> {
+    attrs.iter().find(|a| a.kind() == ty)
 }
 
-/// Payload bytes of an attribute.
-pub(crate) fn payload(a: &Attr) -> &[u8] {
-    a.nla_payload().as_ref()
-}
-
-/// First attribute of type `ty`.
-pub(crate) fn find(attrs: &[Attr], ty: u16) -> Option<&Attr> {
-    attrs.iter().find(|a| attr_type(a) == ty)
-}
-
-pub(crate) fn get_be32(a: &Attr, what: &'static str) -> Result<u32, NftError> {
-    let p = payload(a);
+pub(crate) fn get_be32(a: &AttrBuf<'_>, what: &'static str) -> Result<u32, NftError> {
+    let p = a.value();
     <[u8; 4]>::try_from(p)
         .map(u32::from_be_bytes)
         .map_err(|_| NftError::BadLength {
@@ -251,8 +164,8 @@ pub(crate) fn get_be32(a: &Attr, what: &'static str) -> Result<u32, NftError> {
         })
 }
 
-pub(crate) fn get_be64(a: &Attr, what: &'static str) -> Result<u64, NftError> {
-    let p = payload(a);
+pub(crate) fn get_be64(a: &AttrBuf<'_>, what: &'static str) -> Result<u64, NftError> {
+    let p = a.value();
     <[u8; 8]>::try_from(p)
         .map(u64::from_be_bytes)
         .map_err(|_| NftError::BadLength {
@@ -263,18 +176,18 @@ pub(crate) fn get_be64(a: &Attr, what: &'static str) -> Result<u64, NftError> {
 }
 
 /// A NUL-terminated string attribute (anything from the first NUL on is ignored).
-pub(crate) fn get_str(a: &Attr, what: &'static str) -> Result<String, NftError> {
-    let p = payload(a);
+pub(crate) fn get_str(a: &AttrBuf<'_>, what: &'static str) -> Result<String, NftError> {
+    let p = a.value();
     let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
     std::str::from_utf8(&p[..end])
         .map(str::to_owned)
         .map_err(|_| NftError::BadString(what))
 }
 
-pub(crate) fn req<'a>(
-    attrs: &'a [Attr],
+pub(crate) fn req<'b, 'a>(
+    attrs: &'b [AttrBuf<'a>],
     ty: u16,
     what: &'static str,
-) -> Result<&'a Attr, NftError> {
+) -> Result<&'b AttrBuf<'a>, NftError> {
     find(attrs, ty).ok_or(NftError::MissingAttr(what))
 }

@@ -1,8 +1,9 @@
 //! `fw` classifier options (`net/sched/cls_fw.c`): a nest of `TCA_FW_*`
 //! attributes inside `TCA_OPTIONS`. The filter *handle* is the mark.
 
+use netlink_packet_core::{DefaultNla, Emitable, NlasIterator};
+
 use super::Handle;
-use crate::frame::align;
 
 /// `TCA_FW_CLASSID`.
 pub const TCA_FW_CLASSID: u16 = 1;
@@ -21,43 +22,41 @@ pub struct FwOptions {
 impl FwOptions {
     /// The nest's content, in `tc`'s order (mask first, then classid).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(16);
+        let mut attrs = Vec::with_capacity(2);
         if let Some(mask) = self.mask {
-            put_u32(&mut b, TCA_FW_MASK, mask);
+            attrs.push(DefaultNla::new(TCA_FW_MASK, mask.to_ne_bytes().to_vec()));
         }
-        put_u32(&mut b, TCA_FW_CLASSID, self.classid.0);
+        attrs.push(DefaultNla::new(
+            TCA_FW_CLASSID,
+            self.classid.0.to_ne_bytes().to_vec(),
+        ));
+        let mut b = vec![0; attrs.as_slice().buffer_len()];
+        attrs.as_slice().emit(&mut b);
         b
     }
 
     /// Parse the nest's content. Attributes other than classid and mask
     /// (police, indev, actions) are ignored. Without a classid fw runs in
-    /// "old" mode, which plugctl never sets up: `None`.
-    pub fn parse(mut b: &[u8]) -> Option<FwOptions> {
+    /// "old" mode, which plugctl never sets up: `None`. So is a malformed
+    /// attribute.
+    pub fn parse(b: &[u8]) -> Option<FwOptions> {
         let (mut classid, mut mask) = (None, None);
-        while b.len() >= 4 {
-            let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
-            let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
-            let value = b.get(4..len)?;
-            let word = value
+        for nla in NlasIterator::new(b) {
+            let nla = nla.ok()?;
+            let word = nla
+                .value()
                 .get(0..4)
                 .and_then(|w| w.try_into().ok())
                 .map(u32::from_ne_bytes);
-            match ty {
+            match nla.kind() {
                 TCA_FW_CLASSID => classid = word,
                 TCA_FW_MASK => mask = word,
                 _ => {}
             }
-            b = b.get(align(len)..).unwrap_or_default();
         }
         Some(FwOptions {
             classid: Handle(classid?),
             mask: mask.filter(|m| *m != u32::MAX),
         })
     }
-}
-
-fn put_u32(b: &mut Vec<u8>, ty: u16, v: u32) {
-    b.extend_from_slice(&8u16.to_ne_bytes());
-    b.extend_from_slice(&ty.to_ne_bytes());
-    b.extend_from_slice(&v.to_ne_bytes());
 }

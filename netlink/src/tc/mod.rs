@@ -19,12 +19,14 @@ pub use handle::{BadHandle, Handle};
 pub use plug::{PlugAction, PlugOptions};
 pub use prio::{PrioOptions, DEFAULT_PRIOMAP};
 
-use netlink_packet_core::{DefaultNla, Nla, Parseable};
+use netlink_packet_core::{
+    DefaultNla, Nla, Parseable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+};
 use netlink_packet_route::tc::{TcAttribute, TcHeader, TcMessage, TcOption, TcStats2};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::error::Error;
-use crate::frame::{RawMessage, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST};
+use crate::frame::RawMessage;
 
 /// `TCA_OPTIONS`.
 pub const TCA_OPTIONS: u16 = 2;

@@ -26,7 +26,7 @@ fn plug40() -> (Handle, Handle) {
 // tc_prio_qopt plus an empty 4-byte nest (`04 00 02 00`, iproute2's legacy
 // TCA_PRIO_MQ encoding) that the kernel ignores; plugctl omits it. This is
 // the capture with those 4 bytes removed and both lengths reduced by 4,
-// i.e. netlink-reference.md Appendix A "prio_create", kernel-verified on 6.1.
+// i.e. docs/netlink-reference.md Appendix A "prio_create", kernel-verified on 6.1.
 #[test]
 fn prio_create() {
     let want = hex(
@@ -173,7 +173,7 @@ fn filter_dump_request() {
 }
 
 // [CAPTURED kernel] dump entry for `plug 40:` holding one SYN, Debian 6.1
-// (netlink-reference.md §2.7): `tc -s qdisc show dev lo` under strace -e read=all.
+// (docs/netlink-reference.md §2.7): `tc -s qdisc show dev lo` under strace -e read=all.
 #[test]
 fn parses_plug_dump_entry() {
     let b = hex("94000000240002 00f4010000750000 00
@@ -194,7 +194,7 @@ fn parses_plug_dump_entry() {
     assert_eq!(q.stats.drops, 0);
 }
 
-// [CAPTURED kernel] `prio 1:` dump entry, Debian 6.1 (netlink-reference.md §2.6).
+// [CAPTURED kernel] `prio 1:` dump entry, Debian 6.1 (docs/netlink-reference.md §2.6).
 #[test]
 fn parses_prio_dump_entry() {
     let b = hex("ac000000 24000200 532b056b cc000000
@@ -211,7 +211,7 @@ fn parses_prio_dump_entry() {
     assert_eq!(q.kind, QdiscKind::Prio(PrioOptions::with_bands(4)));
 }
 
-// [CAPTURED kernel] `tc filter show dev lo` on 6.1 (netlink-reference.md §5.4):
+// [CAPTURED kernel] `tc filter show dev lo` on 6.1 (docs/netlink-reference.md §5.4):
 // the fw instance header entry, then the filter.
 #[test]
 fn parses_fw_filter_dump() {
