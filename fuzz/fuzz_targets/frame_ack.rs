@@ -6,25 +6,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use plugctl_fuzz::message;
 use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR};
-use plugctl_netlink::frame::MAX_ERRNO;
-use plugctl_netlink::Error;
+use plugctl_fuzz::{check_error_decoding, message};
 
 fuzz_target!(|data: &[u8]| {
     let Some(([ty, f0, f1], body)) = data.split_first_chunk::<3>() else {
         return;
     };
     let ty = if ty & 1 == 0 { NLMSG_ERROR } else { NLMSG_DONE };
-    let m = message(ty, u16::from_ne_bytes([*f0, *f1]), body);
-    if let Some(Ok(ack)) = m.as_ack() {
-        if let Err(k) = ack.result {
-            assert!((1..=MAX_ERRNO).contains(&k.errno), "{k:?}");
-            let _ = k.to_string();
-        }
-    }
-    if let Some(Err(Error::Kernel(k))) = m.as_done() {
-        assert!((1..=MAX_ERRNO).contains(&k.errno), "{k:?}");
-        let _ = k.to_string();
-    }
+    check_error_decoding(&message(ty, u16::from_ne_bytes([*f0, *f1]), body));
 });

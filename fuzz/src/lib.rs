@@ -20,6 +20,22 @@ pub fn message(ty: u16, flags: u16, payload: &[u8]) -> RawMessage {
     }
 }
 
+/// Decode `m` as `NLMSG_ERROR` and as `NLMSG_DONE`: whatever the bytes, a
+/// kernel error that comes out carries a real errno (1..=4095) and prints.
+pub fn check_error_decoding(m: &RawMessage) {
+    use plugctl_netlink::frame::MAX_ERRNO;
+    if let Some(Ok(ack)) = m.as_ack() {
+        if let Err(k) = ack.result {
+            assert!((1..=MAX_ERRNO).contains(&k.errno), "{k:?}");
+            let _ = k.to_string();
+        }
+    }
+    if let Some(Err(plugctl_netlink::Error::Kernel(k))) = m.as_done() {
+        assert!((1..=MAX_ERRNO).contains(&k.errno), "{k:?}");
+        let _ = k.to_string();
+    }
+}
+
 /// Append one netlink attribute (header, value, padding); `None` if it would
 /// not fit the 16-bit `nla_len`.
 fn push_attr(out: &mut Vec<u8>, ty: u16, value: &[u8]) -> Option<()> {
