@@ -24,7 +24,7 @@ fn fresh_netns() {
         "unshare(CLONE_NEWNET): {}",
         std::io::Error::last_os_error()
     );
-    sh("ip link set lo up && ip addr add 169.254.255.254/32 dev lo && ip -6 addr add fd00::1/128 dev lo nodad");
+    sh("ip link set lo up && ip addr add 169.254.255.254/32 dev lo");
 }
 
 fn sh(script: &str) -> String {
@@ -257,7 +257,7 @@ fn plugged_ipv4_connect_waits_for_release_and_unmarked_flows() {
     held_then_released(
         &p,
         "169.254.255.254:8080",
-        &["127.0.0.1:8081", "169.254.255.254:8082", "[fd00::1]:8080"],
+        &["127.0.0.1:8081", "169.254.255.254:8082", "[::1]:8080"],
     );
     println!("{}", tc_and_nft());
     p.ok(&["teardown"]);
@@ -266,16 +266,18 @@ fn plugged_ipv4_connect_waits_for_release_and_unmarked_flows() {
 #[test]
 fn plugged_ipv6_connect_waits_for_release() {
     fresh_netns();
-    let p = Plugctl::new(&["--address", "fd00::1"]);
+    // Test traffic stays on loopback: the IPv6 address held is ::1 (one
+    // port of it, so that another port of ::1 shows unmarked flows pass).
+    let p = Plugctl::new(&["--address", "::1", "--port", "8080"]);
     p.ok(&["setup"]);
     let n = sh("nft list ruleset");
     assert!(
-        n.contains("ip6 daddr fd00::1 meta mark set 0x00000001"),
+        n.contains("ip6 daddr ::1 tcp dport 8080 meta mark set 0x00000001"),
         "{n}"
     );
     held_then_released(
         &p,
-        "[fd00::1]:8080",
+        "[::1]:8080",
         &["[::1]:8081", "169.254.255.254:8080"],
     );
     p.ok(&["teardown"]);
