@@ -275,11 +275,7 @@ fn plugged_ipv6_connect_waits_for_release() {
         n.contains("ip6 daddr ::1 tcp dport 8080 meta mark set 0x00000001"),
         "{n}"
     );
-    held_then_released(
-        &p,
-        "[::1]:8080",
-        &["[::1]:8081", "169.254.255.254:8080"],
-    );
+    held_then_released(&p, "[::1]:8080", &["[::1]:8081", "169.254.255.254:8080"]);
     p.ok(&["teardown"]);
 }
 
