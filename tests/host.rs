@@ -216,8 +216,9 @@ fn verbose_raises_the_log_level() {
     let r = in_netns(
         r#"$PLUGCTL --state-dir "$STATE" setup --dry-run 2>&1 >/dev/null | grep -c INFO
         $PLUGCTL -v --state-dir "$STATE" setup --dry-run 2>&1 >/dev/null | grep -c 'INFO.*device lo'
-        $PLUGCTL -vv --state-dir "$STATE" --address 169.254.1.1 setup --dry-run 2>&1 >/dev/null | grep -c 'INFO.*169.254.1.1'"#,
+        $PLUGCTL -vv --state-dir "$STATE" --address 169.254.1.1 setup --dry-run 2>&1 >/dev/null | grep -c 'INFO.*169.254.1.1'
+        $PLUGCTL --verbose --state-dir "$STATE" setup --dry-run 2>&1 >/dev/null | grep -c 'INFO.*device lo'"#,
     );
     let counts: Vec<&str> = r.stdout.lines().collect();
-    assert_eq!(counts, ["0", "1", "1"], "{}{}", r.stdout, r.stderr);
+    assert_eq!(counts, ["0", "1", "1", "1"], "{}{}", r.stdout, r.stderr);
 }
