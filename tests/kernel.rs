@@ -351,13 +351,18 @@ fn wait_plugged(p: &Plugctl, reload: &mut std::process::Child) {
         if s.contains("\"state\":\"closed\"") && s.contains("\"alive\":true") {
             return;
         }
-        if start.elapsed() > Duration::from_secs(20) {
+        // Generous: under TCG on a loaded host, process starts in the
+        // guest have taken seconds each (CI saw a 10 s stall).
+        if start.elapsed() > Duration::from_secs(60) {
             let _ = reload.kill();
             let mut err = String::new();
             if let Some(mut e) = reload.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut e, &mut err);
             }
-            panic!("never plugged: {s}\nthe reload said: {err}");
+            panic!(
+                "never plugged within {:?}: {s}\nthe reload said: {err}",
+                start.elapsed()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -749,42 +754,66 @@ fn overlapping_reloads_release_only_when_the_last_ends() {
     let p = Plugctl::new(&[]);
     p.ok(&["setup"]);
     let _l = listen(LB);
-    let t0 = Instant::now();
-    let mut a = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "2"]);
+    // Each command runs until the test lets it end, so a slow guest cannot
+    // make a hold end before the test has seen it.
+    let go = |name: &str| format!("{}/go-{name}", p.state);
+    let spawn = |f: &str| {
+        let cmd = ["sh", "-c", "while [ ! -e \"$0\" ]; do sleep 0.02; done", f];
+        spawn_reload(&p, &["--max-hold", "60s"], &cmd)
+    };
+    let mut a = spawn(&go("a"));
     wait_plugged(&p, &mut a);
-    let b = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "4"]);
+    let b = spawn(&go("b"));
+    wait_holders(&p, 2);
     let rx = connect_in_background(LB.parse().unwrap());
+    std::fs::write(go("a"), "").unwrap();
     let a_out = a.wait_with_output().unwrap();
-    let a_done = t0.elapsed();
-    assert!(a_out.status.success());
+    assert!(a_out.status.success(), "{a_out:?}");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         rx.try_recv().is_err(),
         "released when the first reload ended"
     );
+    let s = p.ok(&["status", "--json"]);
+    assert!(s.contains("\"state\":\"closed\""), "{s}");
+    let b_end = Instant::now();
+    std::fs::write(go("b"), "").unwrap();
     let b_out = b.wait_with_output().unwrap();
-    let b_done = t0.elapsed();
+    assert!(b_out.status.success(), "{b_out:?}");
     let done = rx
-        .recv_timeout(Duration::from_secs(5))
+        .recv_timeout(Duration::from_secs(30))
         .expect("finished")
         .expect("connected");
     println!(
-        "A ended at {a_done:?}, B at {b_done:?}, connect completed at {:?}",
-        done.saturating_duration_since(t0)
+        "connect completed {:?} after the last reload was let end",
+        done.saturating_duration_since(b_end)
     );
-    assert!(b_out.status.success());
-    assert!(
-        done.saturating_duration_since(t0) + Duration::from_millis(50)
-            >= b_done - Duration::from_millis(500)
-    );
+    assert!(done >= b_end, "connected before the last reload ended");
     assert_open(&p);
     // Neither released the other's hold: release with a live reload refuses.
-    let mut c = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "2"]);
+    let mut c = spawn(&go("c"));
     wait_plugged(&p, &mut c);
     let (code, _, err) = p.run(&["release"]);
     assert_eq!(code, 12, "{err}");
+    std::fs::write(go("c"), "").unwrap();
     c.wait_with_output().unwrap();
     assert_open(&p);
+}
+
+/// Wait (bounded) until `n` live holders are recorded.
+fn wait_holders(p: &Plugctl, n: usize) {
+    let start = Instant::now();
+    loop {
+        let s = p.run(&["status", "--json"]).1;
+        if s.matches("\"alive\":true").count() >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never {n} holders: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 // ---------------------------------------------------------------------------
