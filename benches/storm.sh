@@ -2,7 +2,8 @@
 # The reload-storm benchmark, one command: builds plugctl and the storm
 # (benches/storm.rs), runs every method side by side — natively if this
 # kernel has sch_prio/sch_plug/cls_fw, otherwise in the VM lab on Debian's
-# 6.1 kernel — and writes target/storm/table.md, latency.svg, samples.csv.
+# 6.1 kernel — and writes target/storm/table.md (under $CARGO_TARGET_DIR
+# if set), latency.svg, samples.csv.
 #
 #   benches/storm.sh [--vm] [--kernel 6.1|6.12] [--saturation] [STORM-ARGS...]
 #
@@ -32,14 +33,15 @@ parse_where_args "" ${args_in[@]+"${args_in[@]}"}
 tests/vm/install-deps.sh iptables >/dev/null
 cargo build --release --quiet
 bin=$(cargo_exe storm bench --bench storm 2>/dev/null)
-out="$ROOT/target/storm"
+target=${CARGO_TARGET_DIR:-$ROOT/target}
+out="$target/storm"
 if ((saturation)); then
     out="$out/saturation"
     REST=(--rate 300 --gap-ms 500 --reloads 40 --method naive --method yelp --method plugctl
         ${REST[@]+"${REST[@]}"})
 fi
 mkdir -p "$out"
-args=(--plugctl "$ROOT/target/release/plugctl" --out "$out" ${REST[@]+"${REST[@]}"})
+args=(--plugctl "$target/release/plugctl" --out "$out" ${REST[@]+"${REST[@]}"})
 
 if run_natively; then
     echo "# native run; for Yelp's method: $LIBNL_FIX"
