@@ -120,7 +120,10 @@ pub const EXIT_CODES: &[(i32, &str)] = &[
         13,
         "reload --strict: the plug could not be closed; the command was not run",
     ),
-    (14, "reload --user: no such user or group"),
+    (
+        14,
+        "reload --user: no such user or group, or plugctl is not root",
+    ),
     (
         15,
         "status: the plug is closed but its holder is gone (run `plugctl release`)",

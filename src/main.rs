@@ -253,10 +253,14 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             let opts = plugctl::reload::ReloadOptions {
                 max_hold: cfg.max_hold,
                 strict: *strict,
-                user: user
-                    .as_deref()
-                    .map(plugctl::reload::RunAs::parse)
-                    .transpose()?,
+                user: match user.as_deref() {
+                    Some(spec) => {
+                        let u = plugctl::reload::RunAs::parse(spec)?;
+                        u.ensure_can_switch()?;
+                        Some(u)
+                    }
+                    None => None,
+                },
                 wait_listen: cfg.wait_listen.clone(),
                 settle: cfg.settle,
             };

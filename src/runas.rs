@@ -125,6 +125,35 @@ impl RunAs {
         })
     }
 
+    /// Fail early, with a one-line [`Error::User`], when this process cannot
+    /// switch to the user: that needs CAP_SETUID, CAP_SETGID and (to drop
+    /// CAP_NET_ADMIN from the bounding set) CAP_SETPCAP, i.e. root. Without
+    /// this check the command would fail to start with a bare
+    /// "Operation not permitted" (exit 126) that names no step.
+    pub fn ensure_can_switch(&self) -> Result<(), Error> {
+        const CAP_SETGID: u32 = 6;
+        const CAP_SETUID: u32 = 7;
+        const CAP_SETPCAP: u32 = 8;
+        let missing: Vec<&str> = [
+            (CAP_SETUID, "CAP_SETUID"),
+            (CAP_SETGID, "CAP_SETGID"),
+            (CAP_SETPCAP, "CAP_SETPCAP"),
+        ]
+        .into_iter()
+        .filter(|(bit, _)| !crate::kernel::has_capability(*bit))
+        .map(|(_, name)| name)
+        .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::User(format!(
+                "--user needs root: running the command as uid {} needs {}",
+                self.uid,
+                missing.join(", ")
+            )))
+        }
+    }
+
     /// Make `cmd` run with these credentials: set HOME, USER, LOGNAME and
     /// SHELL from the passwd entry (remove them if there is none), and in
     /// the child, between fork and exec, drop CAP_NET_ADMIN from the

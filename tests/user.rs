@@ -357,3 +357,26 @@ fn unknown_user_or_group_exits_14_without_running_cmd() {
         assert!(!r.stdout.contains("CMD-RAN"), "{spec}: CMD ran");
     }
 }
+
+/// Without root, `--user` is refused up front with one line that says
+/// what it needs (exit 14), and CMD does not run (before: CMD failed to
+/// start with a bare "Operation not permitted", exit 126).
+#[test]
+fn user_without_root_is_refused_naming_what_it_needs() {
+    let r = common::in_netns(
+        r#"mkdir -p "$STATE" && chmod 0777 "$STATE"
+        setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+            $PLUGCTL --state-dir "$STATE/s" reload --user 0:0 -- sh -c 'echo CMD-RAN'
+        echo "rc=$?""#,
+    );
+    assert!(r.stdout.contains("rc=14"), "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("CMD-RAN"), "CMD ran: {}", r.stdout);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {lines:?}");
+    assert!(
+        lines[0].starts_with("plugctl: error: --user needs root")
+            && lines[0].contains("CAP_SETUID"),
+        "{}",
+        lines[0]
+    );
+}

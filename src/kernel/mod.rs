@@ -226,6 +226,12 @@ pub(crate) mod fake;
 /// the nf_tables dump `status` needs, requires it.
 pub fn has_net_admin() -> bool {
     const CAP_NET_ADMIN: u32 = 12;
+    has_capability(CAP_NET_ADMIN)
+}
+
+/// Does this thread have capability `bit` (see capabilities(7)) in its
+/// effective set? Read from `/proc/thread-self/status`; false if unreadable.
+pub fn has_capability(bit: u32) -> bool {
     std::fs::read_to_string("/proc/thread-self/status")
         .ok()
         .and_then(|s| {
@@ -233,5 +239,5 @@ pub fn has_net_admin() -> bool {
                 .find_map(|l| l.strip_prefix("CapEff:"))
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
-        .is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+        .is_some_and(|caps| bit < 64 && caps & (1 << bit) != 0)
 }
