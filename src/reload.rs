@@ -19,8 +19,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::agent::{Agent, HoldGuard};
 use crate::error::Error;
+use crate::handover::rule::{self, Baseline, Decision, Snapshot};
+use crate::handover::snapshot::{self as snap, Scope};
+use crate::handover::{self as ready, ListenSpec, Settler};
 use crate::kernel::Kernel;
-use crate::ready::{self, ListenSpec, Settler};
 use crate::HoldStats;
 
 pub use crate::runas::RunAs;
@@ -41,6 +43,15 @@ pub struct ReloadOptions {
     pub wait_listen: Vec<ListenSpec>,
     /// How long readiness must hold before releasing.
     pub settle: Duration,
+    /// Release as soon as the command returns: no hand-over is observed
+    /// (ignored with `wait_listen`).
+    pub no_wait: bool,
+    /// The observed hand-over: when nothing has changed on any port, release
+    /// this long after the command returned.
+    pub quiet: Duration,
+    /// The listeners the observed hand-over watches (the protected
+    /// addresses and ports; see [`Scope::of`]).
+    pub scope: Scope,
 }
 
 impl Default for ReloadOptions {
@@ -51,8 +62,41 @@ impl Default for ReloadOptions {
             user: None,
             wait_listen: vec![],
             settle: Duration::from_millis(20),
+            no_wait: false,
+            quiet: Duration::from_millis(300),
+            scope: Scope::default(),
         }
     }
+}
+
+/// What the release waited for after the command returned.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HandoverRecord {
+    /// `observed` (the default), `wait-listen`, or `none` (`--no-wait`, or
+    /// nothing to observe).
+    pub mode: &'static str,
+    /// Per port seen, what the observed hand-over concluded.
+    pub ports: Vec<PortRecord>,
+    /// Nothing changed on any port: released after the quiet window.
+    pub quiet_window: bool,
+    /// Stale listeners found when the hold began (not waited for).
+    pub stale: Vec<String>,
+}
+
+/// One port's hand-over.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PortRecord {
+    /// The port.
+    pub port: u16,
+    /// The last verdict (see [`crate::handover::rule::Verdict::name`]).
+    pub verdict: &'static str,
+    /// How long after the command returned the port became safe for good
+    /// (or the wait ended), ms.
+    pub waited_ms: f64,
+    /// Listening sockets when the hold began (stale ones excluded).
+    pub old_sockets: usize,
+    /// Listening sockets at release.
+    pub sockets: usize,
 }
 
 /// What one reload did: printed as the summary line, or as JSON.
@@ -77,8 +121,10 @@ pub struct ReloadRecord {
     /// The signal that ended the command, if one did.
     pub command_signal: Option<i32>,
     /// How long the release waited for the listeners after the command
-    /// returned, ms (with `wait_listen`).
+    /// returned, ms (observed hand-over or `wait_listen`).
     pub waited_for_listen_ms: Option<f64>,
+    /// What the hand-over saw.
+    pub handover: HandoverRecord,
     /// Released because `max_hold` was reached.
     pub max_hold_reached: bool,
     /// The signal plugctl received, if any (forwarded to the command).
@@ -236,23 +282,39 @@ pub async fn reload<K: Kernel + Send + 'static>(
     let deadline = now
         .checked_add(opts.max_hold)
         .unwrap_or(now + Duration::from_secs(600));
-    let before = if record.held && !opts.wait_listen.is_empty() {
+    let watch = if !record.held {
+        Watch::Nothing
+    } else if !opts.wait_listen.is_empty() {
         match agent.listeners().await {
-            Ok(l) => Some(ready::snapshot(&opts.wait_listen, &l)),
+            Ok(l) => Watch::Listen(ready::snapshot(&opts.wait_listen, &l)),
             // A protection must not block a deploy: run the command, and
             // release when it returns.
             Err(e) => {
-                warn(
-                    &mut record,
-                    format!(
-                        "cannot list listening sockets ({e}); releasing when the command returns"
-                    ),
-                );
-                None
+                cannot_list(&mut record, &e);
+                Watch::Nothing
             }
         }
+    } else if opts.no_wait {
+        Watch::Nothing
     } else {
-        None
+        match baseline(agent, &opts.scope).await {
+            Ok(b) => {
+                for st in &b.stale {
+                    warn(&mut record, st.to_string());
+                    record.handover.stale.push(st.to_string());
+                }
+                Watch::Observed(Box::new(b))
+            }
+            Err(e) => {
+                cannot_list(&mut record, &e);
+                Watch::Nothing
+            }
+        }
+    };
+    record.handover.mode = match watch {
+        Watch::Nothing => "none",
+        Watch::Listen(_) => "wait-listen",
+        Watch::Observed(_) => "observed",
     };
 
     let mut cmd = tokio::process::Command::new(program);
@@ -290,10 +352,20 @@ pub async fn reload<K: Kernel + Send + 'static>(
             }
         }
     };
-    if let (Some(before), true) = (&before, hold.guard.is_some()) {
+    if hold.guard.is_some() {
         let waited = Instant::now();
-        wait_listen(agent, opts, before, deadline, &mut signals, &mut record).await;
-        record.waited_for_listen_ms = Some(waited.elapsed().as_secs_f64() * 1000.0);
+        match &watch {
+            Watch::Nothing => {}
+            Watch::Listen(before) => {
+                wait_listen(agent, opts, before, deadline, &mut signals, &mut record).await
+            }
+            Watch::Observed(base) => {
+                observe(agent, opts, base, deadline, &mut signals, &mut record).await
+            }
+        }
+        if !matches!(watch, Watch::Nothing) {
+            record.waited_for_listen_ms = Some(waited.elapsed().as_secs_f64() * 1000.0);
+        }
     }
     hold.release(&mut record).await;
     match status {
@@ -314,6 +386,147 @@ pub async fn reload<K: Kernel + Send + 'static>(
         record.drops = s.drops;
     }
     Ok(record)
+}
+
+/// What the release waits for after the command returns.
+enum Watch {
+    /// Nothing: release at once.
+    Nothing,
+    /// `--wait-listen`: these ports' sockets when the hold began.
+    Listen(ready::Snapshot),
+    /// The observed hand-over, from this baseline.
+    Observed(Box<Baseline>),
+}
+
+fn cannot_list(record: &mut ReloadRecord, e: &Error) {
+    warn(
+        record,
+        format!("cannot list listening sockets ({e}); releasing when the command returns"),
+    );
+}
+
+/// The snapshot the observed hand-over starts from.
+async fn baseline<K: Kernel + Send + 'static>(
+    agent: &Agent<K>,
+    scope: &Scope,
+) -> Result<Baseline, Error> {
+    let listeners = agent.listeners().await?;
+    let scope = scope.clone();
+    let s = tokio::task::spawn_blocking(move || snap::take(&scope, &listeners, &[], None, true))
+        .await
+        .unwrap_or_default();
+    Ok(Baseline::new(s))
+}
+
+/// How often the observed hand-over rescans `/proc` for owners when the
+/// sockets have not changed (a new socket always triggers a scan).
+const OWNER_RESCAN: Duration = Duration::from_millis(50);
+/// How often the listeners are polled.
+const POLL: Duration = Duration::from_millis(5);
+
+/// The observed hand-over: poll until the rule says release (settled when
+/// something changed), max-hold, or a signal.
+async fn observe<K: Kernel + Send + 'static>(
+    agent: &Agent<K>,
+    opts: &ReloadOptions,
+    base: &Baseline,
+    deadline: tokio::time::Instant,
+    signals: &mut Signals,
+    record: &mut ReloadRecord,
+) {
+    let returned = Instant::now();
+    let watch = base.owners();
+    let mut settler = Settler::new(opts.settle);
+    let mut prev: Option<Snapshot> = None;
+    let mut last_scan: Option<Instant> = None;
+    // Per port: since when (ms after the command returned) it is safe.
+    let mut safe_since: std::collections::BTreeMap<u16, Option<f64>> = Default::default();
+    let mut verdicts: Vec<(u16, rule::Verdict)> = Vec::new();
+    loop {
+        let listeners = match agent.listeners().await {
+            Ok(l) => l,
+            Err(e) => {
+                warn(
+                    record,
+                    format!("cannot list listening sockets ({e}); releasing now"),
+                );
+                break;
+            }
+        };
+        let scan = last_scan.is_none_or(|t| t.elapsed() >= OWNER_RESCAN);
+        if scan {
+            last_scan = Some(Instant::now());
+        }
+        let (scope, w, p) = (opts.scope.clone(), watch.clone(), prev.take());
+        let now = tokio::task::spawn_blocking(move || {
+            snap::take(&scope, &listeners, &w, p.as_ref(), scan)
+        })
+        .await
+        .unwrap_or_default();
+        verdicts = rule::judge(base, &now);
+        let t = returned.elapsed().as_secs_f64() * 1000.0;
+        for (port, v) in &verdicts {
+            let e = safe_since.entry(*port).or_insert(None);
+            if v.waits() {
+                *e = None;
+            } else if e.is_none() {
+                *e = Some(t);
+            }
+        }
+        prev = Some(now);
+        let decision = rule::decide(&verdicts, returned.elapsed(), opts.quiet);
+        let done = match decision {
+            Decision::QuietOver => {
+                record.handover.quiet_window = true;
+                true
+            }
+            Decision::Ready => settler.observe(true, Instant::now()),
+            Decision::Wait | Decision::Quiet => settler.observe(false, Instant::now()),
+        };
+        if done {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                record.max_hold_reached = true;
+                let why: Vec<String> = verdicts
+                    .iter()
+                    .filter(|(_, v)| v.waits())
+                    .map(|(p, v)| format!("port {p}: {v}"))
+                    .collect();
+                let why = if why.is_empty() { "the hand-over had not settled".into() } else { why.join("; ") };
+                warn(record, format!("releasing at max-hold ({:?}) although {why}", opts.max_hold));
+                break;
+            }
+            (sig, _) = signals.recv() => {
+                got_signal(None, sig, record);
+                break;
+            }
+        }
+    }
+    let end = returned.elapsed().as_secs_f64() * 1000.0;
+    let count = |snap: &Snapshot, port: u16| snap.socks.iter().filter(|s| s.port == port).count();
+    let stale: std::collections::HashSet<u64> = base
+        .stale
+        .iter()
+        .flat_map(|s| s.cookies.iter().copied())
+        .collect();
+    record.handover.ports = verdicts
+        .iter()
+        .map(|(port, v)| PortRecord {
+            port: *port,
+            verdict: v.name(),
+            waited_ms: safe_since.get(port).copied().flatten().unwrap_or(end),
+            old_sockets: base
+                .snap
+                .socks
+                .iter()
+                .filter(|s| s.port == *port && !stale.contains(&s.cookie))
+                .count(),
+            sockets: prev.as_ref().map_or(0, |s| count(s, *port)),
+        })
+        .collect();
 }
 
 /// Poll the listeners until ready (and settled), max-hold, or a signal.
