@@ -109,9 +109,20 @@ pub fn parse_stat(text: &str) -> Option<Proc> {
     })
 }
 
-/// Does `p` still run (the same process, not a later one with its pid)?
+/// Does `p` still run (the same process, not a later one with its pid,
+/// and not a zombie: an exited process its parent has not reaped yet)?
 fn alive(p: &Proc) -> bool {
-    proc_info(p.pid).is_some_and(|now| now.start == p.start)
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)) else {
+        return false;
+    };
+    parse_stat(&text).is_some_and(|now| now.start == p.start) && !exited(&text)
+}
+
+/// Is the state in a `/proc/PID/stat` text Z (zombie) or X (dead)?
+fn exited(text: &str) -> bool {
+    text.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state == "Z" || state == "X")
 }
 
 /// The snapshot of `listeners` in `scope`. With `scan`, owners come from a
@@ -225,6 +236,8 @@ mod tests {
                 start: 987654
             })
         );
+        assert!(!exited(text));
+        assert!(exited(&text.replace(") S ", ") Z ")));
         assert_eq!(parse_stat("garbage"), None);
         assert_eq!(parse_stat("1 (x) S 0"), None);
     }
