@@ -11,6 +11,7 @@
 //! SIGHUP anyway. In every case plugctl then waits for the command, and its
 //! record (summary, `--json`, `--record`) is still written.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,12 @@ pub struct HandoverRecord {
     pub quiet_window: bool,
     /// Stale listeners found when the hold began (not waited for).
     pub stale: Vec<String>,
+    /// How long the drain before the command took, ms: with the plug
+    /// closed, the old listeners' accept queues were left to empty (bounded
+    /// by a quarter of max-hold).
+    pub drain_ms: Option<f64>,
+    /// The accept queues were empty when the command ran.
+    pub drained: bool,
 }
 
 /// One port's hand-over.
@@ -90,13 +97,22 @@ pub struct PortRecord {
     pub port: u16,
     /// The last verdict (see [`crate::handover::rule::Verdict::name`]).
     pub verdict: &'static str,
-    /// How long after the command returned the port became safe for good
-    /// (or the wait ended), ms.
+    /// How long after the command returned the port reached its last
+    /// verdict for good (the release, if it never changed), ms.
     pub waited_ms: f64,
     /// Listening sockets when the hold began (stale ones excluded).
     pub old_sockets: usize,
     /// Listening sockets at release.
     pub sockets: usize,
+    /// Connections in the old listeners' accept queues when the hold began
+    /// (summed over a reuseport group).
+    pub queued_at_hold: u32,
+    /// Connections still queued when the command ran (after the drain).
+    pub queued_at_command: u32,
+    /// The old listeners' backlog (summed).
+    pub backlog_at_hold: u32,
+    /// Free places in the accept queues at release (backlog - queued).
+    pub free_backlog: u32,
 }
 
 /// What one reload did: printed as the summary line, or as JSON.
@@ -303,7 +319,8 @@ pub async fn reload<K: Kernel + Send + 'static>(
                     warn(&mut record, st.to_string());
                     record.handover.stale.push(st.to_string());
                 }
-                Watch::Observed(Box::new(b))
+                let queued = drain(agent, opts, &b, &mut record).await;
+                Watch::Observed(Box::new(b), queued)
             }
             Err(e) => {
                 cannot_list(&mut record, &e);
@@ -314,7 +331,7 @@ pub async fn reload<K: Kernel + Send + 'static>(
     record.handover.mode = match watch {
         Watch::Nothing => "none",
         Watch::Listen(_) => "wait-listen",
-        Watch::Observed(_) => "observed",
+        Watch::Observed(..) => "observed",
     };
 
     let mut cmd = tokio::process::Command::new(program);
@@ -359,8 +376,17 @@ pub async fn reload<K: Kernel + Send + 'static>(
             Watch::Listen(before) => {
                 wait_listen(agent, opts, before, deadline, &mut signals, &mut record).await
             }
-            Watch::Observed(base) => {
-                observe(agent, opts, base, deadline, &mut signals, &mut record).await
+            Watch::Observed(base, queued) => {
+                observe(
+                    agent,
+                    opts,
+                    base,
+                    queued,
+                    deadline,
+                    &mut signals,
+                    &mut record,
+                )
+                .await
             }
         }
         if !matches!(watch, Watch::Nothing) {
@@ -385,7 +411,81 @@ pub async fn reload<K: Kernel + Send + 'static>(
         record.bytes = s.bytes;
         record.drops = s.drops;
     }
+    burst_check(&mut record);
     Ok(record)
+}
+
+/// Warn when the SYNs released at once exceeded the free places in the
+/// listeners' accept queues: the excess is dropped and retried after 1 s.
+fn burst_check(record: &mut ReloadRecord) {
+    let ports = &record.handover.ports;
+    if ports.is_empty() || record.packets == 0 {
+        return;
+    }
+    let free: u32 = ports.iter().map(|p| p.free_backlog).sum();
+    if record.packets > free {
+        warn(
+            record,
+            format!(
+                "the release burst ({} SYNs) exceeded the listeners' free backlog ({free}): \
+                 connections beyond it wait for a SYN retry; raise the service's backlog \
+                 (and net.core.somaxconn), and with SO_REUSEPORT listeners consider \
+                 net.ipv4.tcp_migrate_req=1 so a closing listener's queue moves to its successor",
+                record.packets
+            ),
+        );
+    }
+}
+
+/// How much of max-hold the drain before the command may take.
+const DRAIN_SHARE: u32 = 4;
+
+/// Before the command: with the plug closed no new connection reaches the
+/// old listeners, and the old process keeps accepting what is queued. Wait
+/// (bounded by a quarter of max-hold) until their accept queues are empty,
+/// so a listener that closes during the reload resets nothing.
+async fn drain<K: Kernel + Send + 'static>(
+    agent: &Agent<K>,
+    opts: &ReloadOptions,
+    base: &Baseline,
+    record: &mut ReloadRecord,
+) -> BTreeMap<u16, u32> {
+    let old = base.current_cookies();
+    // Per port, the connections queued on the old listeners.
+    let queued = |socks: &mut dyn Iterator<Item = (u64, u16, u32)>| -> BTreeMap<u16, u32> {
+        let mut m = BTreeMap::new();
+        for (cookie, port, rqueue) in socks {
+            if old.contains(&cookie) {
+                *m.entry(port).or_insert(0) += rqueue;
+            }
+        }
+        m
+    };
+    let start = Instant::now();
+    let bound = opts.max_hold / DRAIN_SHARE;
+    let mut per_port = queued(&mut base.snap.socks.iter().map(|s| (s.cookie, s.port, s.rqueue)));
+    let mut left: u32 = per_port.values().sum();
+    while left > 0 && start.elapsed() < bound {
+        tokio::time::sleep(POLL).await;
+        match agent.listeners().await {
+            Ok(l) => {
+                per_port = queued(&mut l.iter().map(|l| (l.cookie, l.port, l.rqueue)));
+                left = per_port.values().sum();
+            }
+            Err(_) => break,
+        }
+    }
+    record.handover.drain_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
+    record.handover.drained = left == 0;
+    if left > 0 {
+        warn(
+            record,
+            format!(
+                "{left} connections were still queued on the old listeners after {bound:?} (a quarter of max-hold); running the command anyway"
+            ),
+        );
+    }
+    per_port
 }
 
 /// What the release waits for after the command returns.
@@ -394,8 +494,9 @@ enum Watch {
     Nothing,
     /// `--wait-listen`: these ports' sockets when the hold began.
     Listen(ready::Snapshot),
-    /// The observed hand-over, from this baseline.
-    Observed(Box<Baseline>),
+    /// The observed hand-over, from this baseline; per port, what was
+    /// still queued on the old listeners when the command ran.
+    Observed(Box<Baseline>, BTreeMap<u16, u32>),
 }
 
 fn cannot_list(record: &mut ReloadRecord, e: &Error) {
@@ -430,6 +531,7 @@ async fn observe<K: Kernel + Send + 'static>(
     agent: &Agent<K>,
     opts: &ReloadOptions,
     base: &Baseline,
+    queued_at_command: &BTreeMap<u16, u32>,
     deadline: tokio::time::Instant,
     signals: &mut Signals,
     record: &mut ReloadRecord,
@@ -440,7 +542,7 @@ async fn observe<K: Kernel + Send + 'static>(
     let mut prev: Option<Snapshot> = None;
     let mut last_scan: Option<Instant> = None;
     // Per port: since when (ms after the command returned) it is safe.
-    let mut safe_since: std::collections::BTreeMap<u16, Option<f64>> = Default::default();
+    let mut safe_since: BTreeMap<u16, Option<f64>> = Default::default();
     let mut verdicts: Vec<(u16, rule::Verdict)> = Vec::new();
     loop {
         let listeners = match agent.listeners().await {
@@ -466,8 +568,9 @@ async fn observe<K: Kernel + Send + 'static>(
         verdicts = rule::judge(base, &now);
         let t = returned.elapsed().as_secs_f64() * 1000.0;
         for (port, v) in &verdicts {
+            // Since when the port is in its safe, changed state.
             let e = safe_since.entry(*port).or_insert(None);
-            if v.waits() {
+            if v.waits() || !v.changed() {
                 *e = None;
             } else if e.is_none() {
                 *e = Some(t);
@@ -506,25 +609,32 @@ async fn observe<K: Kernel + Send + 'static>(
         }
     }
     let end = returned.elapsed().as_secs_f64() * 1000.0;
-    let count = |snap: &Snapshot, port: u16| snap.socks.iter().filter(|s| s.port == port).count();
-    let stale: std::collections::HashSet<u64> = base
-        .stale
+    let old = base.current_cookies();
+    let at_hold: Vec<&rule::Sock> = base
+        .snap
+        .socks
         .iter()
-        .flat_map(|s| s.cookies.iter().copied())
+        .filter(|s| old.contains(&s.cookie))
         .collect();
+    let last: &[rule::Sock] = prev.as_ref().map_or(&[], |s| &s.socks);
     record.handover.ports = verdicts
         .iter()
-        .map(|(port, v)| PortRecord {
-            port: *port,
-            verdict: v.name(),
-            waited_ms: safe_since.get(port).copied().flatten().unwrap_or(end),
-            old_sockets: base
-                .snap
-                .socks
+        .map(|(port, v)| {
+            let then = at_hold.iter().filter(|s| s.port == *port);
+            let now = last
                 .iter()
-                .filter(|s| s.port == *port && !stale.contains(&s.cookie))
-                .count(),
-            sockets: prev.as_ref().map_or(0, |s| count(s, *port)),
+                .filter(|s| s.port == *port && !base.is_stale(s.cookie));
+            PortRecord {
+                port: *port,
+                verdict: v.name(),
+                waited_ms: safe_since.get(port).copied().flatten().unwrap_or(end),
+                old_sockets: then.clone().count(),
+                sockets: now.clone().count(),
+                queued_at_hold: then.clone().map(|s| s.rqueue).sum(),
+                queued_at_command: queued_at_command.get(port).copied().unwrap_or(0),
+                backlog_at_hold: then.map(|s| s.wqueue).sum(),
+                free_backlog: now.map(|s| s.wqueue.saturating_sub(s.rqueue)).sum(),
+            }
         })
         .collect();
 }

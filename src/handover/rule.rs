@@ -178,6 +178,16 @@ impl Baseline {
             .collect()
     }
 
+    /// Is this socket one of a stale generation?
+    pub fn is_stale(&self, cookie: u64) -> bool {
+        self.stale_cookies.contains(&cookie)
+    }
+
+    /// The cookies of the (non-stale) sockets when the hold began.
+    pub fn current_cookies(&self) -> HashSet<u64> {
+        self.current(&self.snap).map(|s| s.cookie).collect()
+    }
+
     fn current<'a>(&'a self, snap: &'a Snapshot) -> impl Iterator<Item = &'a Sock> + 'a {
         snap.socks
             .iter()

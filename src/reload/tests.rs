@@ -322,6 +322,99 @@ async fn no_wait_releases_when_the_command_returns() {
 }
 
 #[tokio::test]
+async fn the_old_accept_queue_drains_before_the_command_runs() {
+    let lab = Lab::new(true);
+    let marker = lab.dir.join("started");
+    let queued = |n| plugctl_netlink::diag::Listener {
+        rqueue: n,
+        ..listener(1)
+    };
+    lab.kernel(|k| k.listeners = vec![queued(7)]);
+    let agent = lab.agent.clone();
+    let m = marker.clone();
+    let accept = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!m.exists(), "the command ran before the queue was empty");
+        agent.with_controller(|c| c.kernel_mut().listeners = vec![queued(0)]);
+    });
+    let o = ReloadOptions {
+        quiet: Duration::from_millis(10),
+        max_hold: Duration::from_secs(60),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &marked(&marker, 0.0), &o).await.unwrap();
+    accept.await.unwrap();
+    let h = &rec.handover;
+    assert!(h.drained, "{rec:?}");
+    assert!(h.drain_ms.is_some_and(|ms| ms >= 150.0), "{rec:?}");
+    let p = &h.ports[0];
+    assert_eq!(
+        (
+            p.queued_at_hold,
+            p.queued_at_command,
+            p.backlog_at_hold,
+            p.free_backlog
+        ),
+        (7, 0, 128, 128),
+        "{rec:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_queue_that_never_drains_is_waited_for_a_quarter_of_max_hold() {
+    let lab = Lab::new(true);
+    lab.kernel(|k| {
+        k.listeners = vec![plugctl_netlink::diag::Listener {
+            rqueue: 3,
+            ..listener(1)
+        }]
+    });
+    let o = ReloadOptions {
+        quiet: Duration::from_millis(10),
+        max_hold: Duration::from_millis(800),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
+    assert!(!rec.handover.drained, "{rec:?}");
+    assert!(
+        rec.handover.drain_ms.is_some_and(|ms| ms >= 200.0),
+        "{rec:?}"
+    );
+    assert!(
+        rec.warnings
+            .iter()
+            .any(|w| w.contains("3 connections were still queued")),
+        "{rec:?}"
+    );
+    assert_eq!(rec.handover.ports[0].queued_at_command, 3);
+}
+
+#[test]
+fn a_burst_beyond_the_free_backlog_is_warned_about() {
+    let mut rec = ReloadRecord {
+        packets: 300,
+        ..ReloadRecord::default()
+    };
+    rec.handover.ports = vec![PortRecord {
+        port: 8080,
+        free_backlog: 200,
+        ..PortRecord::default()
+    }];
+    burst_check(&mut rec);
+    assert!(
+        rec.warnings[0].contains("300 SYNs") && rec.warnings[0].contains("tcp_migrate_req=1"),
+        "{rec:?}"
+    );
+    let mut rec = ReloadRecord {
+        packets: 200,
+        ..rec
+    };
+    rec.warnings.clear();
+    burst_check(&mut rec);
+    assert!(rec.warnings.is_empty(), "{rec:?}");
+}
+
+#[tokio::test]
 async fn no_command_is_a_usage_error() {
     let lab = Lab::new(true);
     let e = reload(&lab.agent, &[], &opts()).await.unwrap_err();
