@@ -298,6 +298,8 @@ pub async fn reload<K: Kernel + Send + 'static>(
     let deadline = now
         .checked_add(opts.max_hold)
         .unwrap_or(now + Duration::from_secs(600));
+    // A signal that arrived during the drain, handled once CMD runs.
+    let mut pending: Option<(i32, bool)> = None;
     let watch = if !record.held {
         Watch::Nothing
     } else if !opts.wait_listen.is_empty() {
@@ -319,7 +321,8 @@ pub async fn reload<K: Kernel + Send + 'static>(
                     warn(&mut record, st.to_string());
                     record.handover.stale.push(st.to_string());
                 }
-                let queued = drain(agent, opts, &b, &mut record).await;
+                let queued;
+                (queued, pending) = drain(agent, opts, &b, &mut signals, &mut record).await;
                 Watch::Observed(Box::new(b), queued)
             }
             Err(e) => {
@@ -350,6 +353,10 @@ pub async fn reload<K: Kernel + Send + 'static>(
         }
     };
     let child_pid = child.id();
+    if let Some((sig, fwd)) = pending {
+        got_signal(child_pid.filter(|_| fwd), sig, &mut record);
+        hold.release(&mut record).await;
+    }
 
     let status = loop {
         let held = hold.guard.is_some();
@@ -439,6 +446,8 @@ fn burst_check(record: &mut ReloadRecord) {
 
 /// How much of max-hold the drain before the command may take.
 const DRAIN_SHARE: u32 = 4;
+/// The drain gives up when the queues have not shrunk for this long.
+const DRAIN_STALL: Duration = Duration::from_secs(1);
 
 /// Before the command: with the plug closed no new connection reaches the
 /// old listeners, and the old process keeps accepting what is queued. Wait
@@ -448,8 +457,9 @@ async fn drain<K: Kernel + Send + 'static>(
     agent: &Agent<K>,
     opts: &ReloadOptions,
     base: &Baseline,
+    signals: &mut Signals,
     record: &mut ReloadRecord,
-) -> BTreeMap<u16, u32> {
+) -> (BTreeMap<u16, u32>, Option<(i32, bool)>) {
     let old = base.current_cookies();
     // Per port, the connections queued on the old listeners.
     let queued = |socks: &mut dyn Iterator<Item = (u64, u16, u32)>| -> BTreeMap<u16, u32> {
@@ -465,12 +475,26 @@ async fn drain<K: Kernel + Send + 'static>(
     let bound = opts.max_hold / DRAIN_SHARE;
     let mut per_port = queued(&mut base.snap.socks.iter().map(|s| (s.cookie, s.port, s.rqueue)));
     let mut left: u32 = per_port.values().sum();
-    while left > 0 && start.elapsed() < bound {
-        tokio::time::sleep(POLL).await;
+    // A queue that does not shrink for DRAIN_STALL is not being accepted
+    // from (a stuck or paused process): waiting longer would only delay.
+    let mut progress = Instant::now();
+    let mut pending = None;
+    while left > 0 && start.elapsed() < bound && progress.elapsed() < DRAIN_STALL {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            sig = signals.recv() => {
+                pending = Some(sig);
+                break;
+            }
+        }
         match agent.listeners().await {
             Ok(l) => {
                 per_port = queued(&mut l.iter().map(|l| (l.cookie, l.port, l.rqueue)));
-                left = per_port.values().sum();
+                let now: u32 = per_port.values().sum();
+                if now < left {
+                    progress = Instant::now();
+                }
+                left = now;
             }
             Err(_) => break,
         }
@@ -481,11 +505,12 @@ async fn drain<K: Kernel + Send + 'static>(
         warn(
             record,
             format!(
-                "{left} connections were still queued on the old listeners after {bound:?} (a quarter of max-hold); running the command anyway"
+                "{left} connections were still queued on the old listeners after {:?} (bound: a quarter of max-hold, or {DRAIN_STALL:?} without progress); running the command anyway",
+                start.elapsed()
             ),
         );
     }
-    per_port
+    (per_port, pending)
 }
 
 /// What the release waits for after the command returns.

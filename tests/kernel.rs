@@ -862,7 +862,7 @@ fn start_listener(port: u16, delay: f64, life: f64, reuse: bool) -> std::process
         let start = Instant::now();
         while !sh(&format!("ss -Hltn 'sport = :{port}'")).contains(&port.to_string()) {
             assert!(
-                start.elapsed() < Duration::from_secs(20),
+                start.elapsed() < Duration::from_secs(60),
                 "listener never came up"
             );
             std::thread::sleep(Duration::from_millis(20));

@@ -361,7 +361,7 @@ async fn the_old_accept_queue_drains_before_the_command_runs() {
 }
 
 #[tokio::test]
-async fn a_queue_that_never_drains_is_waited_for_a_quarter_of_max_hold() {
+async fn a_queue_that_never_drains_is_not_waited_for_long() {
     let lab = Lab::new(true);
     lab.kernel(|k| {
         k.listeners = vec![plugctl_netlink::diag::Listener {
