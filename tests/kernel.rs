@@ -1235,13 +1235,15 @@ fn library_example_runs() {
 // `--max-hold 60s` is a bound for the slow TCG guest, not a mode.
 
 /// A service for the hand-over tests: its own process group (`setsid`),
-/// N SO_REUSEPORT sockets on each of the given ports, accepting and closing;
-/// SIGUSR1 closes the sockets of port `drop` and it lives on; SIGTERM ends it.
+/// N SO_REUSEPORT sockets on each of the given ports, accepting and closing
+/// (pausing after each accept if given a pause); SIGUSR1 closes the sockets
+/// of port `drop` and it lives on; SIGTERM ends it.
 const SERVICE_PY: &str = r#"
 import os, select, signal, socket, sys, time
 os.setsid()
 ports = [int(p) for p in sys.argv[1].split(",")]
 n, delay, drop = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
 time.sleep(delay)
 socks = []
 for p in ports:
@@ -1266,6 +1268,7 @@ while True:
             c, _ = s.accept(); c.close()
         except OSError:
             pass
+        time.sleep(pause)
 "#;
 
 fn service_args(ports: &str, n: u32, delay: f64, drop: u16) -> Vec<String> {
@@ -1789,4 +1792,67 @@ fn which(name: &str) -> Result<String, ()> {
         }
     }
     Err(())
+}
+
+/// Drain before the command: connections already in the old listener's
+/// accept queue when the plug closes are accepted by the old process before
+/// the restart kills it, instead of being reset with the closing listener.
+/// The old process accepts one connection every 0.3 s from a queue of 80
+/// (about 24 s of work, more than plugctl takes to start under TCG), so the
+/// queue is not empty when the hold begins; max-hold 120 s bounds the drain
+/// at 30 s.
+#[test]
+fn handover_drains_the_old_accept_queue_before_a_restart() {
+    use std::io::Read;
+    fresh_netns();
+    let p = Plugctl::new(&["--port", "8096"]);
+    p.ok(&["setup"]);
+    // An old process that accepts one connection every 0.3 s.
+    let mut old = Command::new(python())
+        .args(service_args("8096", 1, 0.0, 0))
+        .arg("0.3")
+        .spawn()
+        .expect("python3");
+    wait_sockets(8096, |n| n == 1);
+    let addr: SocketAddr = "169.254.255.254:8096".parse().unwrap();
+    let queued: Vec<TcpStream> = (0..80)
+        .map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(60)).expect("connect"))
+        .collect();
+    let script = format!(
+        "kill {}; sleep 0.3; {}",
+        old.id(),
+        service_sh("8096", 1, 0.0)
+    );
+    let mut reload = spawn_reload(
+        &p,
+        &["--max-hold", "120s", "--json"],
+        &["sh", "-c", &script],
+    );
+    wait_plugged(&p, &mut reload);
+    let (out, json) = reload_json(reload, "drain");
+    let _ = old.wait();
+    println!("{}", String::from_utf8_lossy(&out.stderr));
+    let mut outcome = Vec::new();
+    for mut c in queued {
+        c.set_read_timeout(Some(Duration::from_secs(60))).ok();
+        let mut b = [0u8; 1];
+        outcome.push(match c.read(&mut b) {
+            Ok(0) => "closed".to_string(),
+            Ok(_) => "data".to_string(),
+            Err(e) => e.to_string(),
+        });
+    }
+    kill_listeners(8096);
+    let r = port_record(&json, 8096);
+    println!("drain: {outcome:?}\n{r}");
+    assert!(
+        r["queued_at_hold"].as_u64().unwrap_or(0) > 0,
+        "nothing was queued when the hold began: the test proved nothing: {json}"
+    );
+    assert_eq!(r["queued_at_command"], 0, "{json}");
+    assert!(json.contains("\"drained\":true"), "{json}");
+    assert!(
+        outcome.iter().all(|o| o == "closed"),
+        "queued connections were reset: {outcome:?}"
+    );
 }
