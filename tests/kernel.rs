@@ -1843,8 +1843,8 @@ fn handover_drains_the_old_accept_queue_before_a_restart() {
         });
     }
     kill_listeners(8096);
+    println!("drain: {outcome:?}");
     let r = port_record(&json, 8096);
-    println!("drain: {outcome:?}\n{r}");
     assert!(
         r["queued_at_hold"].as_u64().unwrap_or(0) > 0,
         "nothing was queued when the hold began: the test proved nothing: {json}"
