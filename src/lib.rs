@@ -10,7 +10,8 @@
 //! takes and gives back holds ([`Controller::hold`], [`Controller::release_hold`]),
 //! reports [`Status`] and removes the tree. [`agent`] wraps it for tokio
 //! programs, with a guard that always releases, and [`reload`] runs a reload
-//! command under a hold.
+//! command under a hold, releasing once [`handover`] sees the listeners
+//! handed over.
 //!
 //! # Where things live
 //!
@@ -20,7 +21,7 @@
 //!
 //! | layer | modules | what lives there |
 //! |---|---|---|
-//! | 5 | [`reload`], [`runas`], [`agent`], [`watchdog`], [`ready`], [`report`], `main.rs` | the reload (and the user it runs its command as), the async API for agents and the CLI |
+//! | 5 | [`reload`], [`runas`], [`agent`], [`watchdog`], [`handover`], [`report`], `main.rs` | the reload (and the user it runs its command as), the async API for agents and the CLI |
 //! | 4 | [`controller`], [`state`], [`status`] | one device's controller, the record of who holds (the state directory) and what `status` reports |
 //! | 3 | [`tree`], [`hold`] | the tree, one file per part (`tree/root.rs`, `fifo.rs`, `plug.rs`, `filter.rs`, `rules.rs`), and the hold, one file per mechanism (`hold/plug.rs`) |
 //! | 2 | [`kernel`] | kernel access: the [`kernel::Kernel`] trait, over netlink or a fake for tests |
@@ -36,9 +37,9 @@ pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod handover;
 pub mod hold;
 pub mod kernel;
-pub mod ready;
 pub mod reload;
 pub mod report;
 pub mod runas;

@@ -70,8 +70,9 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Close the plug, run CMD (argv, no shell), release when it is done
-    /// (or at --max-hold), print a one-line summary; exits with CMD's code
+    /// Close the plug, run CMD (argv, no shell), release once the listeners
+    /// on the protected addresses are handed over (or at --max-hold), print
+    /// a one-line summary; exits with CMD's code
     Reload {
         /// Release at the latest this long after closing, even if CMD still
         /// runs (e.g. 500ms, 5s) [config: max_hold; default: 5s]
@@ -92,6 +93,14 @@ enum Command {
         /// How long readiness must hold before releasing [config: settle; default: 20ms]
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         settle: Option<std::time::Duration>,
+        /// Release as soon as CMD returns, without observing the hand-over
+        /// of the listening sockets (the default observes it)
+        #[arg(long, conflicts_with = "wait_listen")]
+        no_wait: bool,
+        /// When CMD changed no listener on a protected port, release this
+        /// long after it returned [config: quiet_window; default: 300ms]
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        quiet_window: Option<std::time::Duration>,
         /// Print the reload record as one JSON object instead of the summary
         #[arg(long)]
         json: bool,
@@ -140,9 +149,17 @@ impl Cli {
             max_hold,
             settle,
             wait_listen,
+            no_wait,
+            quiet_window,
             ..
         } = &self.command
         {
+            if let Some(q) = quiet_window {
+                cfg.quiet_window = *q;
+            }
+            if *no_wait {
+                cfg.wait_listen.clear();
+            }
             if let Some(m) = max_hold {
                 cfg.max_hold = *m;
             }
@@ -248,6 +265,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             json,
             record,
             command,
+            no_wait,
             ..
         } => {
             let opts = plugctl::reload::ReloadOptions {
@@ -263,6 +281,9 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 },
                 wait_listen: cfg.wait_listen.clone(),
                 settle: cfg.settle,
+                no_wait: *no_wait,
+                quiet: cfg.quiet_window,
+                scope: plugctl::handover::snapshot::Scope::of(&cfg),
             };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -11,6 +11,7 @@
 //! SIGHUP anyway. In every case plugctl then waits for the command, and its
 //! record (summary, `--json`, `--record`) is still written.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::agent::{Agent, HoldGuard};
 use crate::error::Error;
+use crate::handover::rule::{self, Baseline, Decision, Snapshot};
+use crate::handover::snapshot::{self as snap, Scope};
+use crate::handover::{self as ready, ListenSpec, Settler};
 use crate::kernel::Kernel;
-use crate::ready::{self, ListenSpec, Settler};
 use crate::HoldStats;
 
 pub use crate::runas::RunAs;
@@ -41,6 +44,15 @@ pub struct ReloadOptions {
     pub wait_listen: Vec<ListenSpec>,
     /// How long readiness must hold before releasing.
     pub settle: Duration,
+    /// Release as soon as the command returns: no hand-over is observed
+    /// (ignored with `wait_listen`).
+    pub no_wait: bool,
+    /// The observed hand-over: when nothing has changed on any port, release
+    /// this long after the command returned.
+    pub quiet: Duration,
+    /// The listeners the observed hand-over watches (the protected
+    /// addresses and ports; see [`Scope::of`]).
+    pub scope: Scope,
 }
 
 impl Default for ReloadOptions {
@@ -51,8 +63,56 @@ impl Default for ReloadOptions {
             user: None,
             wait_listen: vec![],
             settle: Duration::from_millis(20),
+            no_wait: false,
+            quiet: Duration::from_millis(300),
+            scope: Scope::default(),
         }
     }
+}
+
+/// What the release waited for after the command returned.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HandoverRecord {
+    /// `observed` (the default), `wait-listen`, or `none` (`--no-wait`, or
+    /// nothing to observe).
+    pub mode: &'static str,
+    /// Per port seen, what the observed hand-over concluded.
+    pub ports: Vec<PortRecord>,
+    /// Nothing changed on any port: released after the quiet window.
+    pub quiet_window: bool,
+    /// Stale listeners found when the hold began (not waited for).
+    pub stale: Vec<String>,
+    /// How long the drain before the command took, ms: with the plug
+    /// closed, the old listeners' accept queues were left to empty (bounded
+    /// by a quarter of max-hold).
+    pub drain_ms: Option<f64>,
+    /// The accept queues were empty when the command ran.
+    pub drained: bool,
+}
+
+/// One port's hand-over.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PortRecord {
+    /// The port.
+    pub port: u16,
+    /// The last verdict (see [`crate::handover::rule::Verdict::name`]).
+    pub verdict: &'static str,
+    /// How long after the command returned the port reached its last
+    /// verdict for good (the release, if it never changed), ms.
+    pub waited_ms: f64,
+    /// Listening sockets when the hold began (stale ones excluded).
+    pub old_sockets: usize,
+    /// Listening sockets at release.
+    pub sockets: usize,
+    /// Connections in the old listeners' accept queues when the hold began
+    /// (summed over a reuseport group).
+    pub queued_at_hold: u32,
+    /// Connections still queued when the command ran (after the drain).
+    pub queued_at_command: u32,
+    /// The old listeners' backlog (summed).
+    pub backlog_at_hold: u32,
+    /// Free places in the accept queues at release (backlog - queued).
+    pub free_backlog: u32,
 }
 
 /// What one reload did: printed as the summary line, or as JSON.
@@ -77,8 +137,10 @@ pub struct ReloadRecord {
     /// The signal that ended the command, if one did.
     pub command_signal: Option<i32>,
     /// How long the release waited for the listeners after the command
-    /// returned, ms (with `wait_listen`).
+    /// returned, ms (observed hand-over or `wait_listen`).
     pub waited_for_listen_ms: Option<f64>,
+    /// What the hand-over saw.
+    pub handover: HandoverRecord,
     /// Released because `max_hold` was reached.
     pub max_hold_reached: bool,
     /// The signal plugctl received, if any (forwarded to the command).
@@ -236,23 +298,43 @@ pub async fn reload<K: Kernel + Send + 'static>(
     let deadline = now
         .checked_add(opts.max_hold)
         .unwrap_or(now + Duration::from_secs(600));
-    let before = if record.held && !opts.wait_listen.is_empty() {
+    // A signal that arrived during the drain, handled once CMD runs.
+    let mut pending: Option<(i32, bool)> = None;
+    let watch = if !record.held {
+        Watch::Nothing
+    } else if !opts.wait_listen.is_empty() {
         match agent.listeners().await {
-            Ok(l) => Some(ready::snapshot(&opts.wait_listen, &l)),
+            Ok(l) => Watch::Listen(ready::snapshot(&opts.wait_listen, &l)),
             // A protection must not block a deploy: run the command, and
             // release when it returns.
             Err(e) => {
-                warn(
-                    &mut record,
-                    format!(
-                        "cannot list listening sockets ({e}); releasing when the command returns"
-                    ),
-                );
-                None
+                cannot_list(&mut record, &e);
+                Watch::Nothing
             }
         }
+    } else if opts.no_wait {
+        Watch::Nothing
     } else {
-        None
+        match baseline(agent, &opts.scope).await {
+            Ok(b) => {
+                for st in &b.stale {
+                    warn(&mut record, st.to_string());
+                    record.handover.stale.push(st.to_string());
+                }
+                let queued;
+                (queued, pending) = drain(agent, opts, &b, &mut signals, &mut record).await;
+                Watch::Observed(Box::new(b), queued)
+            }
+            Err(e) => {
+                cannot_list(&mut record, &e);
+                Watch::Nothing
+            }
+        }
+    };
+    record.handover.mode = match watch {
+        Watch::Nothing => "none",
+        Watch::Listen(_) => "wait-listen",
+        Watch::Observed(..) => "observed",
     };
 
     let mut cmd = tokio::process::Command::new(program);
@@ -271,6 +353,10 @@ pub async fn reload<K: Kernel + Send + 'static>(
         }
     };
     let child_pid = child.id();
+    if let Some((sig, fwd)) = pending {
+        got_signal(child_pid.filter(|_| fwd), sig, &mut record);
+        hold.release(&mut record).await;
+    }
 
     let status = loop {
         let held = hold.guard.is_some();
@@ -290,10 +376,29 @@ pub async fn reload<K: Kernel + Send + 'static>(
             }
         }
     };
-    if let (Some(before), true) = (&before, hold.guard.is_some()) {
+    if hold.guard.is_some() {
         let waited = Instant::now();
-        wait_listen(agent, opts, before, deadline, &mut signals, &mut record).await;
-        record.waited_for_listen_ms = Some(waited.elapsed().as_secs_f64() * 1000.0);
+        match &watch {
+            Watch::Nothing => {}
+            Watch::Listen(before) => {
+                wait_listen(agent, opts, before, deadline, &mut signals, &mut record).await
+            }
+            Watch::Observed(base, queued) => {
+                observe(
+                    agent,
+                    opts,
+                    base,
+                    queued,
+                    deadline,
+                    &mut signals,
+                    &mut record,
+                )
+                .await
+            }
+        }
+        if !matches!(watch, Watch::Nothing) {
+            record.waited_for_listen_ms = Some(waited.elapsed().as_secs_f64() * 1000.0);
+        }
     }
     hold.release(&mut record).await;
     match status {
@@ -313,7 +418,250 @@ pub async fn reload<K: Kernel + Send + 'static>(
         record.bytes = s.bytes;
         record.drops = s.drops;
     }
+    burst_check(&mut record);
     Ok(record)
+}
+
+/// Warn when the SYNs released at once exceeded the free places in the
+/// listeners' accept queues: the excess is dropped and retried after 1 s.
+fn burst_check(record: &mut ReloadRecord) {
+    let ports = &record.handover.ports;
+    if ports.is_empty() || record.packets == 0 {
+        return;
+    }
+    let free: u32 = ports.iter().map(|p| p.free_backlog).sum();
+    if record.packets > free {
+        warn(
+            record,
+            format!(
+                "the release burst ({} SYNs) exceeded the listeners' free backlog ({free}): \
+                 connections beyond it wait for a SYN retry; raise the service's backlog \
+                 (and net.core.somaxconn), and with SO_REUSEPORT listeners consider \
+                 net.ipv4.tcp_migrate_req=1 so a closing listener's queue moves to its successor",
+                record.packets
+            ),
+        );
+    }
+}
+
+/// How much of max-hold the drain before the command may take.
+const DRAIN_SHARE: u32 = 4;
+/// The drain gives up when the queues have not shrunk for this long.
+const DRAIN_STALL: Duration = Duration::from_secs(1);
+
+/// Before the command: with the plug closed no new connection reaches the
+/// old listeners, and the old process keeps accepting what is queued. Wait
+/// (bounded by a quarter of max-hold) until their accept queues are empty,
+/// so a listener that closes during the reload resets nothing.
+async fn drain<K: Kernel + Send + 'static>(
+    agent: &Agent<K>,
+    opts: &ReloadOptions,
+    base: &Baseline,
+    signals: &mut Signals,
+    record: &mut ReloadRecord,
+) -> (BTreeMap<u16, u32>, Option<(i32, bool)>) {
+    let old = base.current_cookies();
+    // Per port, the connections queued on the old listeners.
+    let queued = |socks: &mut dyn Iterator<Item = (u64, u16, u32)>| -> BTreeMap<u16, u32> {
+        let mut m = BTreeMap::new();
+        for (cookie, port, rqueue) in socks {
+            if old.contains(&cookie) {
+                *m.entry(port).or_insert(0) += rqueue;
+            }
+        }
+        m
+    };
+    let start = Instant::now();
+    let bound = opts.max_hold / DRAIN_SHARE;
+    let mut per_port = queued(&mut base.snap.socks.iter().map(|s| (s.cookie, s.port, s.rqueue)));
+    let mut left: u32 = per_port.values().sum();
+    // A queue that does not shrink for DRAIN_STALL is not being accepted
+    // from (a stuck or paused process): waiting longer would only delay.
+    let mut progress = Instant::now();
+    let mut pending = None;
+    while left > 0 && start.elapsed() < bound && progress.elapsed() < DRAIN_STALL {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            sig = signals.recv() => {
+                pending = Some(sig);
+                break;
+            }
+        }
+        match agent.listeners().await {
+            Ok(l) => {
+                per_port = queued(&mut l.iter().map(|l| (l.cookie, l.port, l.rqueue)));
+                let now: u32 = per_port.values().sum();
+                if now < left {
+                    progress = Instant::now();
+                }
+                left = now;
+            }
+            Err(_) => break,
+        }
+    }
+    record.handover.drain_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
+    record.handover.drained = left == 0;
+    if left > 0 {
+        warn(
+            record,
+            format!(
+                "{left} connections were still queued on the old listeners after {:?} (bound: a quarter of max-hold, or {DRAIN_STALL:?} without progress); running the command anyway",
+                start.elapsed()
+            ),
+        );
+    }
+    (per_port, pending)
+}
+
+/// What the release waits for after the command returns.
+enum Watch {
+    /// Nothing: release at once.
+    Nothing,
+    /// `--wait-listen`: these ports' sockets when the hold began.
+    Listen(ready::Snapshot),
+    /// The observed hand-over, from this baseline; per port, what was
+    /// still queued on the old listeners when the command ran.
+    Observed(Box<Baseline>, BTreeMap<u16, u32>),
+}
+
+fn cannot_list(record: &mut ReloadRecord, e: &Error) {
+    warn(
+        record,
+        format!("cannot list listening sockets ({e}); releasing when the command returns"),
+    );
+}
+
+/// The snapshot the observed hand-over starts from.
+async fn baseline<K: Kernel + Send + 'static>(
+    agent: &Agent<K>,
+    scope: &Scope,
+) -> Result<Baseline, Error> {
+    let listeners = agent.listeners().await?;
+    let scope = scope.clone();
+    let s = tokio::task::spawn_blocking(move || snap::take(&scope, &listeners, &[], None, true))
+        .await
+        .unwrap_or_default();
+    Ok(Baseline::new(s))
+}
+
+/// How often the observed hand-over rescans `/proc` for owners when the
+/// sockets have not changed (a new socket always triggers a scan).
+const OWNER_RESCAN: Duration = Duration::from_millis(50);
+/// How often the listeners are polled.
+const POLL: Duration = Duration::from_millis(5);
+
+/// The observed hand-over: poll until the rule says release (settled when
+/// something changed), max-hold, or a signal.
+async fn observe<K: Kernel + Send + 'static>(
+    agent: &Agent<K>,
+    opts: &ReloadOptions,
+    base: &Baseline,
+    queued_at_command: &BTreeMap<u16, u32>,
+    deadline: tokio::time::Instant,
+    signals: &mut Signals,
+    record: &mut ReloadRecord,
+) {
+    let returned = Instant::now();
+    let watch = base.owners();
+    let mut settler = Settler::new(opts.settle);
+    let mut prev: Option<Snapshot> = None;
+    let mut last_scan: Option<Instant> = None;
+    // Per port: since when (ms after the command returned) it is safe.
+    let mut safe_since: BTreeMap<u16, Option<f64>> = Default::default();
+    let mut verdicts: Vec<(u16, rule::Verdict)> = Vec::new();
+    loop {
+        let listeners = match agent.listeners().await {
+            Ok(l) => l,
+            Err(e) => {
+                warn(
+                    record,
+                    format!("cannot list listening sockets ({e}); releasing now"),
+                );
+                break;
+            }
+        };
+        let scan = last_scan.is_none_or(|t| t.elapsed() >= OWNER_RESCAN);
+        if scan {
+            last_scan = Some(Instant::now());
+        }
+        let (scope, w, p) = (opts.scope.clone(), watch.clone(), prev.take());
+        let now = tokio::task::spawn_blocking(move || {
+            snap::take(&scope, &listeners, &w, p.as_ref(), scan)
+        })
+        .await
+        .unwrap_or_default();
+        verdicts = rule::judge(base, &now);
+        let t = returned.elapsed().as_secs_f64() * 1000.0;
+        for (port, v) in &verdicts {
+            // Since when the port is in its safe, changed state.
+            let e = safe_since.entry(*port).or_insert(None);
+            if v.waits() || !v.changed() {
+                *e = None;
+            } else if e.is_none() {
+                *e = Some(t);
+            }
+        }
+        prev = Some(now);
+        let decision = rule::decide(&verdicts, returned.elapsed(), opts.quiet);
+        let done = match decision {
+            Decision::QuietOver => {
+                record.handover.quiet_window = true;
+                true
+            }
+            Decision::Ready => settler.observe(true, Instant::now()),
+            Decision::Wait | Decision::Quiet => settler.observe(false, Instant::now()),
+        };
+        if done {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                record.max_hold_reached = true;
+                let why: Vec<String> = verdicts
+                    .iter()
+                    .filter(|(_, v)| v.waits())
+                    .map(|(p, v)| format!("port {p}: {v}"))
+                    .collect();
+                let why = if why.is_empty() { "the hand-over had not settled".into() } else { why.join("; ") };
+                warn(record, format!("releasing at max-hold ({:?}) although {why}", opts.max_hold));
+                break;
+            }
+            (sig, _) = signals.recv() => {
+                got_signal(None, sig, record);
+                break;
+            }
+        }
+    }
+    let end = returned.elapsed().as_secs_f64() * 1000.0;
+    let old = base.current_cookies();
+    let at_hold: Vec<&rule::Sock> = base
+        .snap
+        .socks
+        .iter()
+        .filter(|s| old.contains(&s.cookie))
+        .collect();
+    let last: &[rule::Sock] = prev.as_ref().map_or(&[], |s| &s.socks);
+    record.handover.ports = verdicts
+        .iter()
+        .map(|(port, v)| {
+            let then = at_hold.iter().filter(|s| s.port == *port);
+            let now = last
+                .iter()
+                .filter(|s| s.port == *port && !base.is_stale(s.cookie));
+            PortRecord {
+                port: *port,
+                verdict: v.name(),
+                waited_ms: safe_since.get(port).copied().flatten().unwrap_or(end),
+                old_sockets: then.clone().count(),
+                sockets: now.clone().count(),
+                queued_at_hold: then.clone().map(|s| s.rqueue).sum(),
+                queued_at_command: queued_at_command.get(port).copied().unwrap_or(0),
+                backlog_at_hold: then.map(|s| s.wqueue).sum(),
+                free_backlog: now.map(|s| s.wqueue.saturating_sub(s.rqueue)).sum(),
+            }
+        })
+        .collect();
 }
 
 /// Poll the listeners until ready (and settled), max-hold, or a signal.

@@ -113,6 +113,11 @@ fn bad_input_has_distinct_exit_codes() {
         $PLUGCTL --state-dir run/plugctl status; echo "rc=$?"
         $PLUGCTL --state-dir "" status; echo "rc=$?"
         $PLUGCTL --plug-limit 1 setup; echo "rc=$?"
+        # --no-wait and --wait-listen contradict each other.
+        $PLUGCTL --state-dir "$STATE" reload --no-wait --wait-listen 80 -- true; echo "rc=$?"
+        $PLUGCTL --state-dir "$STATE" reload --quiet-window 11min -- true; echo "rc=$?"
+        printf 'quiet_window = "11min"\n' > "$STATE.toml"
+        $PLUGCTL --config "$STATE.toml" --state-dir "$STATE" reload -- true; echo "rc=$?"
         rm -f "$STATE.toml"
         "#,
     );
@@ -121,7 +126,7 @@ fn bad_input_has_distinct_exit_codes() {
         codes,
         [
             "rc=3", "rc=3", "rc=2", "rc=6", "rc=2", "rc=8", "rc=3", "rc=0", "rc=3", "rc=2", "rc=2",
-            "rc=2"
+            "rc=2", "rc=2", "rc=2", "rc=3"
         ],
         "{}",
         r.stderr

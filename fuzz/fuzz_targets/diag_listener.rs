@@ -1,5 +1,6 @@
 //! One `SOCK_DIAG_BY_FAMILY` dump entry (the body after the `nlmsghdr`):
-//! `diag::parse_listener`.
+//! `diag::parse_listener` (address, port, inode, cookie, accept queue and
+//! backlog).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,6 +1,7 @@
 //! Listening TCP sockets over NETLINK_SOCK_DIAG (`ss -ltn`), for the
-//! readiness-gated release: which sockets listen on a port, told apart by
-//! inode. Framing and structs are `netlink-packet-sock-diag`'s.
+//! observed hand-over: which sockets listen on a port, told apart by
+//! cookie (and inode, which `/proc/PID/fd` names), with their accept queue.
+//! Framing and structs are `netlink-packet-sock-diag`'s.
 
 use std::net::IpAddr;
 
@@ -26,6 +27,14 @@ pub struct Listener {
     pub port: u16,
     /// Socket inode (`/proc/PID/fd/N -> socket:[inode]`).
     pub inode: u32,
+    /// Socket cookie (`idiag_cookie`): unique for the kernel's uptime,
+    /// never reused, unlike an inode number.
+    pub cookie: u64,
+    /// For a listener: connections in the accept queue (`idiag_rqueue`).
+    pub rqueue: u32,
+    /// For a listener: the accept queue's limit, the backlog
+    /// (`idiag_wqueue`).
+    pub wqueue: u32,
 }
 
 /// A dump request for every TCP socket in state LISTEN of one family
@@ -57,10 +66,17 @@ pub fn listeners_request(ipv6: bool, seq: u32) -> Vec<u8> {
 pub fn parse_listener(msg: &RawMessage) -> Result<Listener, Error> {
     let body = msg.body_of(SOCK_DIAG_BY_FAMILY, "SOCK_DIAG_BY_FAMILY")?;
     let r = InetResponse::parse(body).map_err(|e| Error::Malformed(e.to_string()))?;
+    let c = r.header.socket_id.cookie;
+    // Two host-order u32s, low word first (`sock_diag_save_cookie`).
+    let low = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
+    let high = u32::from_ne_bytes([c[4], c[5], c[6], c[7]]);
     Ok(Listener {
         addr: r.header.socket_id.source_address,
         port: r.header.socket_id.source_port,
         inode: r.header.inode,
+        cookie: u64::from(high) << 32 | u64::from(low),
+        rqueue: r.header.recv_queue,
+        wqueue: r.header.send_queue,
     })
 }
 
@@ -95,5 +111,7 @@ mod tests {
         let l = parse_listener(&split(&b).unwrap()[0]).unwrap();
         assert_eq!(l.addr, "169.254.255.254".parse::<IpAddr>().unwrap());
         assert_eq!((l.port, l.inode), (8080, 10510));
+        // idiag_cookie 0x18, an empty accept queue, backlog 5 (ss's Send-Q).
+        assert_eq!((l.cookie, l.rqueue, l.wqueue), (0x18, 0, 5));
     }
 }

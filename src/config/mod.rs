@@ -43,6 +43,11 @@ pub struct Config {
     /// How long that must have held before releasing.
     #[serde(with = "humantime_serde")]
     pub settle: std::time::Duration,
+    /// `reload`'s observed hand-over: when nothing changes on any protected
+    /// port, release this long after the command returned (an asynchronous
+    /// reload, such as `kill -USR2`, returns before anything happens).
+    #[serde(with = "humantime_serde")]
+    pub quiet_window: std::time::Duration,
 }
 
 impl Default for Config {
@@ -58,6 +63,7 @@ impl Default for Config {
             max_hold: std::time::Duration::from_secs(5),
             wait_listen: vec![],
             settle: std::time::Duration::from_millis(20),
+            quiet_window: std::time::Duration::from_millis(300),
         }
     }
 }
@@ -137,6 +143,9 @@ impl Config {
         if self.settle > std::time::Duration::from_secs(600) {
             return bad("settle must be at most 10min");
         }
+        if self.quiet_window > std::time::Duration::from_secs(600) {
+            return bad("quiet_window must be at most 10min");
+        }
         if self.table.is_empty() || self.table.len() > 255 {
             return bad("table must be a non-empty name");
         }
@@ -179,6 +188,12 @@ mod tests {
         }
         let c = Config::from_toml("max_hold = \"11min\"").unwrap();
         assert!(c.validate().is_err());
+        let c = Config::from_toml("quiet_window = \"11min\"").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("quiet_window"));
         let c = Config::from_toml("addresses = [\"fd00::1\", \"10.0.0.1\"]\nports = [80, 443]")
             .unwrap();
         assert!(c.validate().is_ok());

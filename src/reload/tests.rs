@@ -154,13 +154,8 @@ async fn a_socket_listing_failure_does_not_block_the_deploy() {
 
 #[tokio::test]
 async fn wait_listen_holds_until_a_new_listener_replaces_the_old() {
-    use plugctl_netlink::diag::Listener;
     let lab = Lab::new(true);
-    let l = |inode| Listener {
-        addr: "0.0.0.0".parse().unwrap(),
-        port: 8080,
-        inode,
-    };
+    let l = listener;
     lab.kernel(|k| k.listeners = vec![l(1)]);
     let o = ReloadOptions {
         wait_listen: vec!["8080".parse().unwrap()],
@@ -192,6 +187,231 @@ async fn wait_listen_holds_until_a_new_listener_replaces_the_old() {
         rec.waited_for_listen_ms.is_some_and(|ms| ms >= 40.0),
         "{rec:?}"
     );
+}
+
+fn listener(inode: u32) -> plugctl_netlink::diag::Listener {
+    plugctl_netlink::diag::Listener {
+        addr: "0.0.0.0".parse().unwrap(),
+        port: 8080,
+        inode,
+        cookie: u64::from(inode) << 40,
+        rqueue: 0,
+        wqueue: 128,
+    }
+}
+
+/// A command that touches `marker` (the baseline is taken by then), then
+/// sleeps `secs`.
+fn marked(marker: &std::path::Path, secs: f64) -> Vec<OsString> {
+    argv(&[
+        "sh",
+        "-c",
+        &format!("touch '{}'; sleep {secs}", marker.display()),
+    ])
+}
+
+/// Wait (bounded) for `marker` to exist.
+async fn wait_for(marker: &std::path::Path) {
+    for _ in 0..6000 {
+        if marker.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} never appeared", marker.display());
+}
+
+#[tokio::test]
+async fn by_default_a_restart_is_held_until_the_new_listener_is_up() {
+    let lab = Lab::new(true);
+    let marker = lab.dir.join("started");
+    // The old socket (no owner found: counted as exited) closes while the
+    // command runs; a new one comes up 500 ms later, after it returned.
+    lab.kernel(|k| k.listeners = vec![listener(1)]);
+    let agent = lab.agent.clone();
+    let m = marker.clone();
+    let swap = tokio::spawn(async move {
+        wait_for(&m).await;
+        agent.with_controller(|c| c.kernel_mut().listeners.clear());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        agent.with_controller(|c| c.kernel_mut().listeners = vec![listener(2)]);
+    });
+    let o = ReloadOptions {
+        quiet: Duration::from_millis(10),
+        max_hold: Duration::from_secs(60),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &marked(&marker, 0.2), &o).await.unwrap();
+    swap.await.unwrap();
+    assert!(!rec.max_hold_reached, "{rec:?}");
+    assert_eq!(rec.handover.mode, "observed");
+    assert!(
+        rec.waited_for_listen_ms.is_some_and(|ms| ms >= 100.0),
+        "released before the new listener: {rec:?}"
+    );
+    let p = &rec.handover.ports;
+    assert_eq!(
+        (p.len(), p[0].port, p[0].verdict),
+        (1, 8080, "handed-over"),
+        "{rec:?}"
+    );
+    assert_eq!((p[0].old_sockets, p[0].sockets), (1, 1));
+    assert!(!rec.handover.quiet_window);
+    assert_eq!(lab.calls(), [CLOSE, OPEN]);
+}
+
+#[tokio::test]
+async fn by_default_nothing_changed_releases_after_the_quiet_window() {
+    let lab = Lab::new(true);
+    lab.kernel(|k| k.listeners = vec![listener(1)]);
+    let o = ReloadOptions {
+        quiet: Duration::from_millis(150),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
+    assert!(rec.handover.quiet_window, "{rec:?}");
+    assert!(!rec.max_hold_reached, "{rec:?}");
+    assert!(
+        rec.waited_for_listen_ms.is_some_and(|ms| ms >= 150.0),
+        "{rec:?}"
+    );
+    assert_eq!(rec.handover.ports[0].verdict, "unchanged");
+}
+
+#[tokio::test]
+async fn by_default_a_restart_that_never_comes_is_released_at_max_hold() {
+    let lab = Lab::new(true);
+    let marker = lab.dir.join("started");
+    lab.kernel(|k| k.listeners = vec![listener(1)]);
+    let agent = lab.agent.clone();
+    let m = marker.clone();
+    let clear = tokio::spawn(async move {
+        wait_for(&m).await;
+        agent.with_controller(|c| c.kernel_mut().listeners.clear());
+    });
+    let o = ReloadOptions {
+        max_hold: Duration::from_secs(5),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &marked(&marker, 0.1), &o).await.unwrap();
+    clear.await.unwrap();
+    assert!(rec.max_hold_reached, "{rec:?}");
+    assert!(
+        rec.warnings
+            .iter()
+            .any(|w| w.contains("port 8080: nothing listens")),
+        "{rec:?}"
+    );
+    assert_eq!(rec.handover.ports[0].verdict, "restarting");
+}
+
+#[tokio::test]
+async fn no_wait_releases_when_the_command_returns() {
+    let lab = Lab::new(true);
+    lab.kernel(|k| k.listeners = vec![listener(1)]);
+    let o = ReloadOptions {
+        no_wait: true,
+        quiet: Duration::from_secs(60),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
+    assert_eq!(rec.handover.mode, "none");
+    assert_eq!(rec.waited_for_listen_ms, None, "{rec:?}");
+    assert!(!rec.max_hold_reached);
+    assert_eq!(lab.calls(), [CLOSE, OPEN]);
+}
+
+#[tokio::test]
+async fn the_old_accept_queue_drains_before_the_command_runs() {
+    let lab = Lab::new(true);
+    let marker = lab.dir.join("started");
+    let queued = |n| plugctl_netlink::diag::Listener {
+        rqueue: n,
+        ..listener(1)
+    };
+    lab.kernel(|k| k.listeners = vec![queued(7)]);
+    let agent = lab.agent.clone();
+    let m = marker.clone();
+    let accept = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!m.exists(), "the command ran before the queue was empty");
+        agent.with_controller(|c| c.kernel_mut().listeners = vec![queued(0)]);
+    });
+    let o = ReloadOptions {
+        quiet: Duration::from_millis(10),
+        max_hold: Duration::from_secs(60),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &marked(&marker, 0.0), &o).await.unwrap();
+    accept.await.unwrap();
+    let h = &rec.handover;
+    assert!(h.drained, "{rec:?}");
+    assert!(h.drain_ms.is_some_and(|ms| ms >= 150.0), "{rec:?}");
+    let p = &h.ports[0];
+    assert_eq!(
+        (
+            p.queued_at_hold,
+            p.queued_at_command,
+            p.backlog_at_hold,
+            p.free_backlog
+        ),
+        (7, 0, 128, 128),
+        "{rec:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_queue_that_never_drains_is_not_waited_for_long() {
+    let lab = Lab::new(true);
+    lab.kernel(|k| {
+        k.listeners = vec![plugctl_netlink::diag::Listener {
+            rqueue: 3,
+            ..listener(1)
+        }]
+    });
+    let o = ReloadOptions {
+        quiet: Duration::from_millis(10),
+        max_hold: Duration::from_millis(800),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
+    assert!(!rec.handover.drained, "{rec:?}");
+    assert!(
+        rec.handover.drain_ms.is_some_and(|ms| ms >= 200.0),
+        "{rec:?}"
+    );
+    assert!(
+        rec.warnings
+            .iter()
+            .any(|w| w.contains("3 connections were still queued")),
+        "{rec:?}"
+    );
+    assert_eq!(rec.handover.ports[0].queued_at_command, 3);
+}
+
+#[test]
+fn a_burst_beyond_the_free_backlog_is_warned_about() {
+    let mut rec = ReloadRecord {
+        packets: 300,
+        ..ReloadRecord::default()
+    };
+    rec.handover.ports = vec![PortRecord {
+        port: 8080,
+        free_backlog: 200,
+        ..PortRecord::default()
+    }];
+    burst_check(&mut rec);
+    assert!(
+        rec.warnings[0].contains("300 SYNs") && rec.warnings[0].contains("tcp_migrate_req=1"),
+        "{rec:?}"
+    );
+    let mut rec = ReloadRecord {
+        packets: 200,
+        ..rec
+    };
+    rec.warnings.clear();
+    burst_check(&mut rec);
+    assert!(rec.warnings.is_empty(), "{rec:?}");
 }
 
 #[tokio::test]

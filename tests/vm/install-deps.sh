@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the VM test lab (tests/vm/*.sh) needs on a Debian 12 host:
 # qemu-system-x86, busybox-static, kmod, iproute2, nftables, libnl-utils, and
-# for the kernel tests haproxy, python3, procps, util-linux, from apt
+# for the kernel tests haproxy, nginx, python3, procps, util-linux, from apt
 # (only the missing ones; `apt-get update` runs only if something is missing)
 # and virtme-ng (command `vng`) from PyPI when `vng` is not on PATH.
 # Extra apt package names given as arguments are installed too.
@@ -16,7 +16,7 @@ export DEBIAN_FRONTEND=noninteractive
 # udevd, udevadm and systemd-tmpfiles on PATH; see tests/vm/README.md).
 VIRTME_NG_VERSION=${VIRTME_NG_VERSION:-1.42}
 
-APT_PKGS=(qemu-system-x86 busybox-static kmod iproute2 nftables libnl-utils haproxy python3 procps util-linux)
+APT_PKGS=(qemu-system-x86 busybox-static kmod iproute2 nftables libnl-utils haproxy nginx python3 procps util-linux)
 # Callers may name more (the benchmarks add iptables for Yelp's method and
 # the SYN-drop trick): install-deps.sh [EXTRA-APT-PACKAGE...]
 APT_PKGS+=("$@")
@@ -39,8 +39,30 @@ done
 
 if ((${#missing[@]})); then
     echo "install-deps: installing ${missing[*]}" >&2
-    "${SUDO[@]}" apt-get update -qq
-    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    # The kernel tests run haproxy and nginx from a temp dir in the VM; the
+    # packages must not start (or enable) a service on this host: deny
+    # service starts for the install (Debian's policy-rc.d protocol, exit
+    # 101) unless a policy is already in place, and disable the units after.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\n# plugctl install-deps: no service starts during the install\nexit 101\n' |
+            "${SUDO[@]}" tee "$policy" >/dev/null
+        "${SUDO[@]}" chmod 755 "$policy"
+        own_policy=1
+    fi
+    rc=0
+    "${SUDO[@]}" apt-get update -qq || rc=$?
+    ((rc)) || "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" || rc=$?
+    ((own_policy)) && "${SUDO[@]}" rm -f "$policy"
+    # Only units this run installed: a service the host already had stays.
+    if [[ -d /run/systemd/system ]]; then
+        for unit in haproxy nginx; do
+            [[ " ${missing[*]} " == *" $unit "* ]] || continue
+            "${SUDO[@]}" systemctl disable --now "$unit" >/dev/null 2>&1 || true
+        done
+    fi
+    ((rc == 0)) || exit "$rc"
 else
     echo "install-deps: apt packages already present" >&2
 fi

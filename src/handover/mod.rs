@@ -1,10 +1,21 @@
-//! Readiness-gated release (`reload --wait-listen [ADDR:]PORT`): after the
-//! reload command returns, keep holding until, for every named port, a
-//! listening socket exists that did not exist when the hold began, *no*
-//! socket that listened then still listens, and that has held for a
-//! settle time. Sockets are told apart by inode (NETLINK_SOCK_DIAG). A SYN
-//! released into a listener that is about to close would be reset; one
-//! released while nothing listens would be refused.
+//! When a reload may release: the hand-over of the listening sockets.
+//!
+//! By default (`plugctl reload -- CMD`) the hand-over is observed: the
+//! listeners on the protected addresses are snapshot when the hold begins
+//! and polled after CMD returns, and a pure rule ([`rule`]) over the two
+//! snapshots says, per port, whether it is safe ([`snapshot`] takes them).
+//!
+//! `reload --wait-listen [ADDR:]PORT` (this file) is the explicit form:
+//! after the reload command returns, keep holding until, for every named
+//! port, a listening socket exists that did not exist when the hold began,
+//! *no* socket that listened then still listens, and that has held for a
+//! settle time. Sockets are told apart by inode (NETLINK_SOCK_DIAG).
+//!
+//! Either way: a SYN released into a listener that is about to close would
+//! be reset; one released while nothing listens would be refused.
+
+pub mod rule;
+pub mod snapshot;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -114,24 +125,12 @@ impl Settler {
     }
 }
 
-/// The pid of the process holding socket `inode` open, from `/proc/*/fd`
+/// The pid of a process holding socket `inode` open, from `/proc/*/fd`
 /// (needs privileges to see other users' processes).
 pub fn owner_of_socket(inode: u32) -> Option<u32> {
-    let target = format!("socket:[{inode}]");
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(e.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str()) {
-                return Some(pid);
-            }
-        }
-    }
-    None
+    snapshot::owners(&HashSet::from([inode]))
+        .remove(&inode)
+        .and_then(|pids| pids.into_iter().min())
 }
 
 #[cfg(test)]
@@ -143,6 +142,9 @@ mod tests {
             addr: addr.parse().unwrap(),
             port,
             inode,
+            cookie: u64::from(inode),
+            rqueue: 0,
+            wqueue: 0,
         }
     }
 
