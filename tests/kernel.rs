@@ -193,7 +193,7 @@ fn held_then_released(p: &Plugctl, target: &str, others: &[&str]) {
     let _l = listen(target);
     let others_l: Vec<TcpListener> = others.iter().map(|a| listen(a)).collect();
     let mut ctl = Controller::new(p.config()).expect("config");
-    ctl.hold_manual().expect("plug");
+    ctl.hold_manual(None).expect("plug");
 
     let rx = connect_in_background(target.parse().unwrap());
     let plugged_at = Instant::now();
