@@ -141,10 +141,15 @@ fn setup_builds_exactly_the_tree_and_teardown_restores() {
     );
     // nft 1.0.6 prints `tcp flags & (syn|ack) == syn` as `tcp flags syn / syn,ack`.
     assert!(
-        n.contains("tcp flags syn / syn,ack ip daddr 169.254.255.254 meta mark set 0x00000001")
+        n.contains("tcp flags syn / syn,ack ip daddr @lease4 meta mark set 0x00000001")
             || n.contains(
-                "tcp flags & (syn | ack) == syn ip daddr 169.254.255.254 meta mark set 0x00000001"
+                "tcp flags & (syn | ack) == syn ip daddr @lease4 meta mark set 0x00000001"
             ),
+        "{n}"
+    );
+    // The lease set, empty while nothing is held.
+    assert!(
+        n.contains("set lease4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t}"),
         "{n}"
     );
     assert_eq!(n.matches("meta mark set").count(), 1, "{n}");
@@ -523,6 +528,117 @@ fn kill_9_of_plugctl_is_released_by_the_watchdog() {
         *worst < Duration::from_millis(1000),
         "watchdog too slow: {delays:?}"
     );
+}
+
+/// The processes whose parent is `pid` (its watchdog, its command).
+fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{child}/status")) else {
+            continue;
+        };
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        if ppid == Some(pid) {
+            let cmd = std::fs::read(format!("/proc/{child}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .unwrap_or_default();
+            out.push((child, cmd));
+        }
+    }
+    out
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: a signal to a process this test started.
+    let rc = unsafe { libc::kill(pid as i32, sig) };
+    assert_eq!(rc, 0, "kill {pid}: {}", std::io::Error::last_os_error());
+}
+
+/// Every plugctl process killed mid-hold (the reload and its watchdog, as a
+/// cgroup-wide kill does): new SYNs are steered into the plug only until
+/// the lease (max-hold + 5 s grace) runs out, so a connect made after that
+/// succeeds; a SYN held before it stays held (TCP does not retransmit a
+/// SYN still queued in the host) until `plugctl release` lets it through.
+#[test]
+fn kill_9_of_every_plugctl_process_ends_with_the_lease() {
+    fresh_netns();
+    let p = Plugctl::new(&[]);
+    p.ok(&["setup"]);
+    let _l = listen(LB);
+    // Long enough for this test to kill the reload before it releases by
+    // itself at max-hold, even under TCG; the lease is 8 s + 5 s.
+    let mut reload = spawn_reload(&p, &["--max-hold", "8s"], &["sleep", "60"]);
+    wait_plugged(&p, &mut reload);
+    let held = connect_in_background(LB.parse().unwrap());
+    let start = Instant::now();
+    let status = loop {
+        let s = p.run(&["status", "--json"]).1;
+        if s.contains("\"held_packets\":1") {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "never held: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        status.contains("\"lease\":[{\"address\":\"169.254.255.254\""),
+        "{status}"
+    );
+    // The reload cannot react once stopped; then its watchdog dies, then it.
+    let pid = reload.id();
+    signal(pid, libc::SIGSTOP);
+    let kids = children_of(pid);
+    let watchdogs: Vec<u32> = kids
+        .iter()
+        .filter(|(_, cmd)| cmd.contains("__watchdog"))
+        .map(|(c, _)| *c)
+        .collect();
+    assert_eq!(watchdogs.len(), 1, "the reload's children: {kids:?}");
+    for w in &watchdogs {
+        signal(*w, libc::SIGKILL);
+    }
+    signal(pid, libc::SIGKILL);
+    reload.wait().expect("reload reaped");
+    let killed_at = Instant::now();
+    assert!(
+        held.try_recv().is_err(),
+        "the held connect completed before the kill: the reload released first"
+    );
+    // Nobody releases now: status says so, and the lease runs out by itself.
+    let start = Instant::now();
+    let status = loop {
+        let s = p.run(&["status", "--json"]).1;
+        if s.contains("\"lease\":[]") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the lease never ended: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("lease gone {:?} after the kill", killed_at.elapsed());
+    assert!(status.contains("\"state\":\"closed\""), "{status}");
+    assert!(status.contains("\"leftover\":true"), "{status}");
+    // A new connect passes the closed plug (unmarked) ...
+    TcpStream::connect_timeout(&LB.parse().unwrap(), Duration::from_secs(30))
+        .expect("a connect after the lease ran out succeeds while the plug is closed");
+    // ... the one held before still waits ...
+    assert!(
+        held.try_recv().is_err(),
+        "the held SYN got through unreleased"
+    );
+    // ... until release opens what is left.
+    p.ok(&["release"]);
+    held.recv_timeout(Duration::from_secs(60))
+        .expect("the held connect finished after release")
+        .expect("the held connect succeeded after release");
+    assert_open(&p);
 }
 
 /// A hold left by a holder that died along with its watchdog is reported
