@@ -244,7 +244,7 @@ impl<K: Kernel> Controller<K> {
             pid: Some(std::process::id()),
             since_ms: now,
             what: what.into(),
-            lease_until_ms: Some(now + ms(lease::default_lease(&self.cfg))),
+            lease_until_ms: Some(now.saturating_add(ms(lease::default_lease(&self.cfg)))),
         };
         let (slot, before) = self.add_holder(holder, true)?;
         Ok(HoldId {
@@ -335,7 +335,7 @@ impl<K: Kernel> Controller<K> {
             pid: Some(std::process::id()),
             since_ms: now,
             what: "plugctl plug".into(),
-            lease_until_ms: Some(now + ms(lease)),
+            lease_until_ms: Some(now.saturating_add(ms(lease))),
         };
         self.add_holder(holder, false).map(|_| ())
     }

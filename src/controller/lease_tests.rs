@@ -192,3 +192,12 @@ fn setup_and_release_end_a_lease_left_by_a_holder_that_is_gone() {
     c.release(false).unwrap();
     assert_ended(&c.kernel_mut().lease_batches[2]);
 }
+
+#[test]
+fn an_absurd_lease_from_the_library_does_not_overflow() {
+    let dir = temp_dir();
+    let mut c = controller(&dir);
+    c.hold_manual(Some(Duration::MAX)).unwrap();
+    let t = renewed_to(&c.kernel_mut().lease_batches[0]);
+    assert!(t > 1 << 40, "{t}");
+}
