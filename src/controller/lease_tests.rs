@@ -112,6 +112,10 @@ fn a_hold_leases_in_one_batch_and_its_release_ends_the_lease() {
         "{json}"
     );
 
+    // An element reported with 0 ms left has expired: not leased.
+    c.kernel_mut().sets[0].1[0].expires_ms = Some(0);
+    assert!(c.status().unwrap().lease.is_empty());
+
     c.release_hold(h).unwrap();
     let k = c.kernel_mut();
     assert_eq!(k.lease_calls.len(), 2);

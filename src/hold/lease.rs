@@ -86,14 +86,21 @@ pub struct Leased {
     pub expires_in_ms: Option<u64>,
 }
 
-/// What is leased now (nothing when no hold is, or the sets are missing).
+/// What is leased now (nothing when no hold is, or the sets are missing;
+/// expired elements left for the kernel's garbage collection are not).
 pub fn read(k: &mut dyn Kernel, cfg: &Config) -> Result<Vec<Leased>, Error> {
     let mut out = Vec::new();
     for s in tree::sets(cfg) {
         let elems = k
             .nft_set_elems(&cfg.table, &s.name)
             .map_err(|e| Error::netlink("reading the lease", e))?;
-        for e in elems.unwrap_or_default() {
+        // An element the kernel reports with 0 ms left has expired (it
+        // matches no packet) and is only waiting for garbage collection.
+        for e in elems
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.expires_ms != Some(0))
+        {
             if let Some((address, port)) = s.key.parse_element(&e.key) {
                 out.push(Leased {
                     address,
