@@ -27,11 +27,11 @@ fn build_and_parse(c: &mut Criterion) {
     g.bench_function("build plug change", |b| {
         b.iter(|| tc::new_qdisc(1, PLUG_PARENT, PLUG, &release, Write::Change, 7))
     });
-    let rules = [MarkRule {
+    let rules = [nft::Rule::Mark(MarkRule {
         addr: "169.254.255.254".parse().unwrap(),
         port: None,
         mark: 1,
-    }];
+    })];
     g.bench_function("build nft install batch", |b| {
         b.iter(|| nft::install_batch(&Ruleset::new("plugctl", "output", &rules), 1))
     });

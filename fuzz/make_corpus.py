@@ -88,6 +88,7 @@ def main():
     frame = "frame.rs"
     tc = "tc/tests.rs"
     nft = "nft/tests.rs"
+    lease = "nft/tests_lease.rs"
     diag = "diag.rs"
 
     capped_ack = test_hex(frame, "parses_capped_ack")
@@ -163,6 +164,20 @@ def main():
             "dump_dport6": body(rule_dumps[1]),
             "dump_v4": body(rule_dumps[2]),
             "request_ip6": body(const_hex(nft, "APPENDIX_A_NEWRULE_IP6")),
+            "dump_lease4": body(const_hex(lease, "CAPTURED_RULE_DUMP_L4")),
+            "dump_lease6_port": body(const_hex(lease, "CAPTURED_RULE_DUMP_L6")),
+            "request_lease4_port": body(const_hex(lease, "CAPTURED_NEWRULE_LEASE4")),
+        },
+        "nft_set": {
+            "reply_lease4": body(const_hex(lease, "CAPTURED_NEWSET_REPLY")),
+            "request_lease4": body(const_hex(lease, "CAPTURED_NEWSET_LEASE4")),
+            "request_l6": body(const_hex(lease, "CAPTURED_NEWSET_L6")),
+        },
+        "nft_setelem": {
+            "dump_lease4": body(const_hex(lease, "CAPTURED_SETELEM_DUMP_1")),
+            "dump_end": body(const_hex(lease, "CAPTURED_SETELEM_DUMP_END")),
+            "dump_lease6_port": body(const_hex(lease, "CAPTURED_SETELEM_DUMP_L6")),
+            "request_lease6": body(const_hex(lease, "CAPTURED_NEWSETELEM_LEASE6")),
         },
         "nft_expr": {
             "dump_dport4": expressions(body(rule_dumps[0])),

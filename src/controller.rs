@@ -5,7 +5,7 @@
 use crate::clock;
 use crate::config::Config;
 use crate::error::Error;
-use crate::hold::{Counters, Hold, PlugHold};
+use crate::hold::{lease, Counters, Hold, PlugHold};
 use crate::kernel::{Kernel, NetlinkKernel};
 use crate::state::{self, Holder, Locked, Record, Recorded, Slot, StateError, Store};
 use crate::status::Status;
@@ -147,14 +147,20 @@ impl<K: Kernel> Controller<K> {
     }
 
     /// Let the held connections through: one look at the backend (what
-    /// it holds), then the release.
+    /// it holds), then the release, then the end of the lease (after the
+    /// release: a lease that cannot be ended must not keep anything held,
+    /// and a SYN marked meanwhile passes the open plug).
     fn release_now(&mut self) -> Result<Counters, Error> {
         let held = self.backend.held(&mut self.kernel)?;
         self.backend.release(&mut self.kernel)?;
+        if let Err(e) = lease::end(&mut self.kernel, &self.cfg) {
+            tracing::warn!("the plug is open, but the lease stays until it expires: {e}");
+        }
         Ok(held)
     }
 
-    /// Add `holder` under the lock and hold new connections unless they
+    /// Add `holder` under the lock, renew the lease to its `lease_until_ms`
+    /// or a live holder's later one, and hold new connections unless they
     /// already are (recorded held, with live holders). Returns the slot
     /// (if `with_slot`) and what the backend held before.
     fn add_holder(
@@ -175,34 +181,70 @@ impl<K: Kernel> Controller<K> {
             None
         };
         let mut r = Record::now(true);
+        // Never shorten another live holder's lease.
+        let until = others
+            .iter()
+            .filter_map(|h| h.lease_until_ms)
+            .chain(holder.lease_until_ms)
+            .max();
         r.holders = others.clone();
         r.holders.push(holder);
         // Recorded before the hold begins: if this process dies in between,
         // the record shows a hold whose holder is gone, which `setup` and
         // `release` release.
         locked.write(r)?;
+        // The lease first: SYNs it marks pass the plug until it closes.
+        let renewed = match until {
+            Some(until) => {
+                let left = until.saturating_sub(clock::now_ms()).max(1);
+                lease::renew(
+                    &mut self.kernel,
+                    &self.cfg,
+                    std::time::Duration::from_millis(left),
+                )
+            }
+            None => Ok(()),
+        };
+        let held = renewed.and_then(|()| match already_held {
+            true => Ok(()),
+            false => self.backend.hold(&mut self.kernel),
+        });
         if !already_held {
-            if let Err(e) = self.backend.hold(&mut self.kernel) {
+            if let Err(e) = held {
                 let mut r = Record::now(!others.is_empty());
                 r.holders = others;
                 if let Err(w) = locked.write(r) {
                     tracing::warn!("{w}");
                 }
+                if let Err(w) = lease::end(&mut self.kernel, &self.cfg) {
+                    tracing::warn!("{w}");
+                }
                 return Err(e);
             }
+        } else if let Err(e) = held {
+            // Already held by others: their hold stands, this one failed.
+            let mut r = Record::now(true);
+            r.holders = others;
+            if let Err(w) = locked.write(r) {
+                tracing::warn!("{w}");
+            }
+            return Err(e);
         }
         Ok((slot, before))
     }
 
     /// Take a hold for holder `id`: new connections are held until every
-    /// holder has let go. Holding begins with the first holder.
+    /// holder has let go. Holding begins with the first holder. Its lease
+    /// is `max_hold` + [`lease::GRACE`].
     pub fn hold_as(&mut self, id: String, what: &str) -> Result<HoldId, Error> {
+        let now = clock::now_ms();
         let holder = Holder {
             id: id.clone(),
             slot: None,
             pid: Some(std::process::id()),
-            since_ms: clock::now_ms(),
+            since_ms: now,
             what: what.into(),
+            lease_until_ms: Some(now.saturating_add(ms(lease::default_lease(&self.cfg)))),
         };
         let (slot, before) = self.add_holder(holder, true)?;
         Ok(HoldId {
@@ -282,14 +324,18 @@ impl<K: Kernel> Controller<K> {
         }
     }
 
-    /// `plugctl plug`: hold new connections until `plugctl release`.
-    pub fn hold_manual(&mut self) -> Result<(), Error> {
+    /// `plugctl plug`: hold new connections until `plugctl release`, new
+    /// ones at most for `lease` (default `max_hold` + [`lease::GRACE`]).
+    pub fn hold_manual(&mut self, lease: Option<std::time::Duration>) -> Result<(), Error> {
+        let now = clock::now_ms();
+        let lease = lease.unwrap_or_else(|| lease::default_lease(&self.cfg));
         let holder = Holder {
             id: MANUAL.into(),
             slot: None,
             pid: Some(std::process::id()),
-            since_ms: clock::now_ms(),
+            since_ms: now,
             what: "plugctl plug".into(),
+            lease_until_ms: Some(now.saturating_add(ms(lease))),
         };
         self.add_holder(holder, false).map(|_| ())
     }
@@ -340,9 +386,14 @@ impl<K: Kernel> Controller<K> {
     /// with the hold's recorded state, its holders and the plug's counters.
     pub fn status(&mut self) -> Result<Status, Error> {
         let obs = tree::observe(&mut self.kernel, &self.cfg)?;
+        let leased = lease::read(&mut self.kernel, &self.cfg)?;
         let peek = self.store.peek()?;
-        Ok(Status::new(&self.cfg, obs, &peek))
+        Ok(Status::new(&self.cfg, obs, &peek, leased))
     }
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Why connections may have been left held, if they may: recorded held
@@ -365,3 +416,6 @@ mod tests;
 
 #[cfg(test)]
 mod golden;
+
+#[cfg(test)]
+mod lease_tests;

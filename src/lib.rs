@@ -23,7 +23,7 @@
 //! |---|---|---|
 //! | 5 | [`reload`], [`runas`], [`agent`], [`watchdog`], [`handover`], [`report`], `main.rs` | the reload (and the user it runs its command as), the async API for agents and the CLI |
 //! | 4 | [`controller`], [`state`], [`status`] | one device's controller, the record of who holds (the state directory) and what `status` reports |
-//! | 3 | [`tree`], [`hold`] | the tree, one file per part (`tree/root.rs`, `fifo.rs`, `plug.rs`, `filter.rs`, `rules.rs`), and the hold, one file per mechanism (`hold/plug.rs`) |
+//! | 3 | [`tree`], [`hold`] | the tree, one file per part (`tree/root.rs`, `fifo.rs`, `plug.rs`, `filter.rs`, `rules.rs`), and the hold, one file per mechanism (`hold/plug.rs`), with its lease (`hold/lease.rs`) |
 //! | 2 | [`kernel`] | kernel access: the [`kernel::Kernel`] trait, over netlink or a fake for tests |
 //! | 1 | the `plugctl_netlink` crate (`netlink/`) | wire formats: tc, nf_tables and sock_diag messages as types, a blocking socket |
 //! | 0 | [`config`], [`clock`], [`error`] | what every layer may use: the configuration, the time, the error type |

@@ -61,8 +61,14 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Close the plug: hold new connections until `release`
-    Plug,
+    /// Close the plug: hold new connections until `release`; new ones are
+    /// steered into it only while its lease lasts
+    Plug {
+        /// The lease: after this long, new connections pass even if nobody
+        /// released (e.g. 30s, 2min; at most 1h) [default: max_hold + 5s]
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_lease)]
+        lease: Option<std::time::Duration>,
+    },
     /// Open the plug: let every held connection through (unless a running
     /// reload still holds it)
     Release {
@@ -181,6 +187,15 @@ impl Cli {
     }
 }
 
+/// A `--for` lease: a duration between 1ms and 1h.
+fn parse_lease(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() || d > std::time::Duration::from_secs(3600) {
+        return Err("a lease must be between 1ms and 1h".into());
+    }
+    Ok(d)
+}
+
 /// Append `line` to the record file at `path`: created mode 0644, never
 /// through a symlink, never into a FIFO or device.
 fn append_record(path: &std::path::Path, line: &str) -> std::io::Result<()> {
@@ -243,9 +258,14 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             report::out(&changes.to_string());
             Ok(0)
         }
-        Command::Plug => {
-            Controller::new(cfg)?.hold_manual()?;
-            report::out("plug closed: new connections are held until `plugctl release`");
+        Command::Plug { lease } => {
+            let mut c = Controller::new(cfg)?;
+            let lease = lease.unwrap_or_else(|| plugctl::hold::lease::default_lease(c.config()));
+            c.hold_manual(Some(lease))?;
+            report::out(&format!(
+                "plug closed: connections are held until `plugctl release`; new ones for {}",
+                humantime::format_duration(lease)
+            ));
             Ok(0)
         }
         Command::Release { force } => {

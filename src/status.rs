@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::hold::lease::Leased;
 use crate::state::{Holder, Peek, Recorded};
 use crate::tree::{Check, Observed, Part};
 
@@ -56,6 +57,9 @@ pub struct Status {
     pub plug: Option<Plug>,
     /// Who holds the plug (live or not: a dead one is a crash left over).
     pub holders: Vec<HolderStatus>,
+    /// The lease: each address \[. port\] whose new SYNs are steered into
+    /// the plug, and for how much longer (empty: none are).
+    pub lease: Vec<Leased>,
     /// The plug is recorded closed but no live holder is left (a crash):
     /// `plugctl release` or `plugctl setup` opens it.
     pub leftover: bool,
@@ -76,7 +80,7 @@ pub struct HolderStatus {
 }
 
 impl Status {
-    pub(crate) fn new(cfg: &Config, obs: Observed, peek: &Peek) -> Status {
+    pub(crate) fn new(cfg: &Config, obs: Observed, peek: &Peek, lease: Vec<Leased>) -> Status {
         let record = peek.recorded.record();
         let holders: Vec<HolderStatus> = record
             .map(|r| r.holders.clone())
@@ -122,6 +126,7 @@ impl Status {
             parts: obs.parts,
             plug,
             holders,
+            lease,
             leftover,
             record_error,
         }
@@ -190,6 +195,20 @@ impl fmt::Display for Status {
                     Some(false) => " GONE",
                     None => " (alive? only the state directory's owner can tell)",
                 }
+            )?;
+        }
+        if self.lease.is_empty() && self.plug.is_some() {
+            write!(f, "\nlease: none (new SYNs are not steered into the plug)")?;
+        }
+        for l in &self.lease {
+            let port = l.port.map(|p| format!(" . {p}")).unwrap_or_default();
+            let ms = |v: Option<u64>| v.map_or("?".into(), |v| v.to_string());
+            write!(
+                f,
+                "\nlease: {}{port} expires in {} ms (of {} ms)",
+                l.address,
+                ms(l.expires_in_ms),
+                ms(l.lease_ms)
             )?;
         }
         if let Some(why) = &self.record_error {

@@ -255,6 +255,33 @@ fn absurd_durations_are_refused() {
     );
 }
 
+/// `plug --for` is validated before anything is sent: a value that is no
+/// duration, zero or over an hour is a usage error (exit 2), and the
+/// state directory is never created.
+#[test]
+fn a_bad_plug_lease_is_a_usage_error() {
+    let r = in_netns(
+        r#"for d in xyz 0s 2h -1s; do
+            $PLUGCTL --state-dir "$STATE/s" plug --for "$d" 2>>"$STATE.err"; echo "rc=$?"
+        done
+        test -e "$STATE/s" && echo STATE-CREATED
+        cat "$STATE.err"; rm -f "$STATE.err""#,
+    );
+    assert_eq!(
+        rc_lines(&r.stdout),
+        ["rc=2", "rc=2", "rc=2", "rc=2"],
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(!r.stdout.contains("STATE-CREATED"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("a lease must be between 1ms and 1h"),
+        "{}",
+        r.stdout
+    );
+}
+
 /// SIGHUP (a dropped ssh session) and SIGQUIT no longer kill plugctl
 /// mid-reload: it releases, waits for CMD and writes the record (before:
 /// exit 129 and no record). SIGHUP is not forwarded; SIGQUIT is.

@@ -144,15 +144,28 @@ fn dry_run_prints_commands_and_sends_nothing() {
     let r = in_netns(
         r#"setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
              $PLUGCTL --address fd00::1 --port 8080 setup --dry-run
-           tc qdisc show dev lo"#,
+           tc qdisc show dev lo
+           echo "ruleset: $(nft list ruleset | wc -l) lines""#,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r
         .stdout
         .contains("tc qdisc add dev lo parent 1:4 handle 40: plug limit 1048576"));
-    assert!(r.stdout.contains("ip6 daddr fd00::1"), "{}", r.stdout);
-    assert!(r.stdout.contains("tcp dport 8080"), "{}", r.stdout);
+    // The lease set, and the rule that looks SYNs up in it.
+    assert!(
+        r.stdout.contains(
+            "nft add set inet plugctl lease6 '{ type ipv6_addr . inet_service; flags timeout; }'"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("ip6 daddr . tcp dport @lease6"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("qdisc noqueue 0: root"), "{}", r.stdout);
+    assert!(r.stdout.contains("ruleset: 0 lines"), "{}", r.stdout);
 }
 
 /// The README cannot drift from the binary: every subcommand, every exit

@@ -141,10 +141,15 @@ fn setup_builds_exactly_the_tree_and_teardown_restores() {
     );
     // nft 1.0.6 prints `tcp flags & (syn|ack) == syn` as `tcp flags syn / syn,ack`.
     assert!(
-        n.contains("tcp flags syn / syn,ack ip daddr 169.254.255.254 meta mark set 0x00000001")
+        n.contains("tcp flags syn / syn,ack ip daddr @lease4 meta mark set 0x00000001")
             || n.contains(
-                "tcp flags & (syn | ack) == syn ip daddr 169.254.255.254 meta mark set 0x00000001"
+                "tcp flags & (syn | ack) == syn ip daddr @lease4 meta mark set 0x00000001"
             ),
+        "{n}"
+    );
+    // The lease set, empty while nothing is held.
+    assert!(
+        n.contains("set lease4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t}"),
         "{n}"
     );
     assert_eq!(n.matches("meta mark set").count(), 1, "{n}");
@@ -193,7 +198,10 @@ fn held_then_released(p: &Plugctl, target: &str, others: &[&str]) {
     let _l = listen(target);
     let others_l: Vec<TcpListener> = others.iter().map(|a| listen(a)).collect();
     let mut ctl = Controller::new(p.config()).expect("config");
-    ctl.hold_manual().expect("plug");
+    // A lease far longer than the test (under TCG, process starts take
+    // seconds): the lease is not what this measures.
+    ctl.hold_manual(Some(Duration::from_secs(600)))
+        .expect("plug");
 
     let rx = connect_in_background(target.parse().unwrap());
     let plugged_at = Instant::now();
@@ -272,7 +280,7 @@ fn plugged_ipv6_connect_waits_for_release() {
     p.ok(&["setup"]);
     let n = sh("nft list ruleset");
     assert!(
-        n.contains("ip6 daddr ::1 tcp dport 8080 meta mark set 0x00000001"),
+        n.contains("ip6 daddr . tcp dport @lease6 meta mark set 0x00000001"),
         "{n}"
     );
     held_then_released(&p, "[::1]:8080", &["[::1]:8081", "169.254.255.254:8080"]);
@@ -307,7 +315,8 @@ fn teardown_while_plugged_releases_first() {
     let p = Plugctl::new(&[]);
     p.ok(&["setup"]);
     let _l = listen("169.254.255.254:9000");
-    p.ok(&["plug"]);
+    // A lease far longer than the test: it is not what this tests.
+    p.ok(&["plug", "--for", "10min"]);
     let rx = connect_in_background("169.254.255.254:9000".parse().unwrap());
     std::thread::sleep(Duration::from_millis(300));
     assert!(rx.try_recv().is_err(), "held while plugged");
@@ -525,6 +534,117 @@ fn kill_9_of_plugctl_is_released_by_the_watchdog() {
     );
 }
 
+/// The processes whose parent is `pid` (its watchdog, its command).
+fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{child}/status")) else {
+            continue;
+        };
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        if ppid == Some(pid) {
+            let cmd = std::fs::read(format!("/proc/{child}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .unwrap_or_default();
+            out.push((child, cmd));
+        }
+    }
+    out
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: a signal to a process this test started.
+    let rc = unsafe { libc::kill(pid as i32, sig) };
+    assert_eq!(rc, 0, "kill {pid}: {}", std::io::Error::last_os_error());
+}
+
+/// Every plugctl process killed mid-hold (the reload and its watchdog, as a
+/// cgroup-wide kill does): new SYNs are steered into the plug only until
+/// the lease (max-hold + 5 s grace) runs out, so a connect made after that
+/// succeeds; a SYN held before it stays held (TCP does not retransmit a
+/// SYN still queued in the host) until `plugctl release` lets it through.
+#[test]
+fn kill_9_of_every_plugctl_process_ends_with_the_lease() {
+    fresh_netns();
+    let p = Plugctl::new(&[]);
+    p.ok(&["setup"]);
+    let _l = listen(LB);
+    // Long enough for this test to kill the reload before it releases by
+    // itself at max-hold, even under TCG; the lease is 8 s + 5 s.
+    let mut reload = spawn_reload(&p, &["--max-hold", "8s"], &["sleep", "60"]);
+    wait_plugged(&p, &mut reload);
+    let held = connect_in_background(LB.parse().unwrap());
+    let start = Instant::now();
+    let status = loop {
+        let s = p.run(&["status", "--json"]).1;
+        if s.contains("\"held_packets\":1") {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "never held: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        status.contains("\"lease\":[{\"address\":\"169.254.255.254\""),
+        "{status}"
+    );
+    // The reload cannot react once stopped; then its watchdog dies, then it.
+    let pid = reload.id();
+    signal(pid, libc::SIGSTOP);
+    let kids = children_of(pid);
+    let watchdogs: Vec<u32> = kids
+        .iter()
+        .filter(|(_, cmd)| cmd.contains("__watchdog"))
+        .map(|(c, _)| *c)
+        .collect();
+    assert_eq!(watchdogs.len(), 1, "the reload's children: {kids:?}");
+    for w in &watchdogs {
+        signal(*w, libc::SIGKILL);
+    }
+    signal(pid, libc::SIGKILL);
+    reload.wait().expect("reload reaped");
+    let killed_at = Instant::now();
+    assert!(
+        held.try_recv().is_err(),
+        "the held connect completed before the kill: the reload released first"
+    );
+    // Nobody releases now: status says so, and the lease runs out by itself.
+    let start = Instant::now();
+    let status = loop {
+        let s = p.run(&["status", "--json"]).1;
+        if s.contains("\"lease\":[]") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the lease never ended: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("lease gone {:?} after the kill", killed_at.elapsed());
+    assert!(status.contains("\"state\":\"closed\""), "{status}");
+    assert!(status.contains("\"leftover\":true"), "{status}");
+    // A new connect passes the closed plug (unmarked) ...
+    TcpStream::connect_timeout(&LB.parse().unwrap(), Duration::from_secs(30))
+        .expect("a connect after the lease ran out succeeds while the plug is closed");
+    // ... the one held before still waits ...
+    assert!(
+        held.try_recv().is_err(),
+        "the held SYN got through unreleased"
+    );
+    // ... until release opens what is left.
+    p.ok(&["release"]);
+    held.recv_timeout(Duration::from_secs(60))
+        .expect("the held connect finished after release")
+        .expect("the held connect succeeded after release");
+    assert_open(&p);
+}
+
 /// A hold left by a holder that died along with its watchdog is reported
 /// by status and opened by release (and by setup).
 #[test]
@@ -568,7 +688,8 @@ fn a_stuck_state_lock_does_not_keep_the_plug_closed() {
     fresh_netns();
     let p = Plugctl::new(&[]);
     p.ok(&["setup"]);
-    p.ok(&["plug"]);
+    // A lease far longer than the test: it is not what this tests.
+    p.ok(&["plug", "--for", "10min"]);
     let lock = sh(&format!("ls {}/*.lock", p.state)).trim().to_string();
     // nobody cannot even open it (before: 0644, and `flock -x` as nobody
     // blocked root's release forever).
@@ -640,7 +761,8 @@ fn an_unreadable_record_is_maybe_closed() {
         ("{\"closed\":tr", "setup"),
         ("\u{1}\u{2}", "release"),
     ] {
-        p.ok(&["plug"]);
+        // A lease far longer than the test: it is not what this tests.
+        p.ok(&["plug", "--for", "10min"]);
         let record = sh(&format!("ls {}/*.json", p.state)).trim().to_string();
         std::fs::write(&record, garbage).unwrap();
         let (code, out, _) = p.run(&["status"]);
@@ -666,7 +788,8 @@ fn a_planted_fifo_does_not_hang_release() {
     fresh_netns();
     let p = Plugctl::new(&[]);
     p.ok(&["setup"]);
-    p.ok(&["plug"]);
+    // A lease far longer than the test: it is not what this tests.
+    p.ok(&["plug", "--for", "10min"]);
     let record = sh(&format!("ls {}/*.json", p.state)).trim().to_string();
     sh(&format!("rm -f {record} && mkfifo {record}"));
     let _l = listen(LB);

@@ -113,6 +113,7 @@ fn tweak(u: &mut Unstructured<'_>, e: &mut Expr) -> Result<()> {
             fields.push(dreg);
             data.push(d);
         }
+        Expr::Lookup { sreg, .. } => fields.push(sreg),
         Expr::Other { data: d, .. } => data.push(d),
     }
     let n = fields.len() + data.len();

@@ -61,7 +61,7 @@ fn part_lines(checks: [&str; 8]) -> String {
         "  qdisc plug 40: parent 1:4                                      ",
         "  filter ip prio 1 fw handle 1 classid 1:4                       ",
         "  filter ipv6 prio 2 fw handle 1 classid 1:4                     ",
-        "  nft table inet plugctl chain output: 4 mark rule(s)            ",
+        "  nft table inet plugctl chain output: 2 mark rule(s)            ",
     ];
     NAMES
         .iter()
@@ -81,7 +81,9 @@ fn setup_and_teardown_print_the_same_lines() {
     let mut c = controller(&dir);
     assert_eq!(
         c.setup(false).unwrap().to_string(),
-        format!("{TC_ADDED}\ninstalled nft table inet plugctl with 4 mark rule(s)")
+        format!(
+            "{TC_ADDED}\ninstalled nft table inet plugctl with 2 lease set(s) and 2 mark rule(s)"
+        )
     );
     assert_eq!(c.setup(false).unwrap().to_string(), "nothing to change");
     std::fs::write(c.store().record_path(), record_without_manual()).unwrap();
@@ -117,7 +119,7 @@ fn conflicts_forced_setup_and_a_changed_config_print_the_same_lines() {
     );
     assert_eq!(
         c.setup(true).unwrap().to_string(),
-        format!("removed the root qdisc on lo (--force)\n{TC_ADDED}\ninstalled nft table inet plugctl with 4 mark rule(s)")
+        format!("removed the root qdisc on lo (--force)\n{TC_ADDED}\ninstalled nft table inet plugctl with 2 lease set(s) and 2 mark rule(s)")
     );
     // Someone else's filter in plugctl's IPv6 slot.
     let k = c.kernel_mut();
@@ -142,7 +144,7 @@ fn conflicts_forced_setup_and_a_changed_config_print_the_same_lines() {
     assert_eq!(
         text,
         format!(
-            "device lo (ifindex 1): tree differs from the config\n{}plug: open (set by pid {}); holding 0 packets (0 bytes); passed 0; dropped 0",
+            "device lo (ifindex 1): tree differs from the config\n{}plug: open (set by pid {}); holding 0 packets (0 bytes); passed 0; dropped 0\nlease: none (new SYNs are not steered into the plug)",
             part_lines(["ok", "ok", "ok", "ok", "ok", "ok", "DIFFERS: found fw handle 0x7 protocol 0x0800", "ok"]), std::process::id()
         )
     );
@@ -151,13 +153,14 @@ fn conflicts_forced_setup_and_a_changed_config_print_the_same_lines() {
         c.setup(true).unwrap().to_string(),
         format!("removed the root qdisc on lo (--force)\n{TC_ADDED}")
     );
-    // A changed configuration: only the rules are replaced.
+    // A changed configuration: only the rules are replaced (other ports
+    // are other lease elements: no port at all is another key).
     let mut cfg = config(&dir);
-    cfg.ports = vec![8080];
+    cfg.ports = vec![];
     let mut c = Controller::with_kernel(cfg, std::mem::take(c.kernel_mut())).unwrap();
     assert_eq!(
         c.setup(false).unwrap().to_string(),
-        "installed nft table inet plugctl with 2 mark rule(s)"
+        "installed nft table inet plugctl with 2 lease set(s) and 2 mark rule(s)"
     );
 }
 
@@ -176,11 +179,11 @@ tc qdisc change dev lo parent 1:4 handle 40: plug release_indefinite
 tc filter add dev lo parent 1: protocol ip prio 1 handle 1 fw classid 1:4
 tc filter add dev lo parent 1: protocol ipv6 prio 2 handle 1 fw classid 1:4
 nft add table inet plugctl
+nft add set inet plugctl lease4 '{ type ipv4_addr . inet_service; flags timeout; }'
+nft add set inet plugctl lease6 '{ type ipv6_addr . inet_service; flags timeout; }'
 nft add chain inet plugctl output '{ type filter hook output priority mangle; policy accept; }'
-nft add rule inet plugctl output tcp flags & (syn|ack) == syn ip daddr 169.254.255.254 tcp dport 80 meta mark set 0x00000001
-nft add rule inet plugctl output tcp flags & (syn|ack) == syn ip daddr 169.254.255.254 tcp dport 443 meta mark set 0x00000001
-nft add rule inet plugctl output tcp flags & (syn|ack) == syn ip6 daddr fd00::1 tcp dport 80 meta mark set 0x00000001
-nft add rule inet plugctl output tcp flags & (syn|ack) == syn ip6 daddr fd00::1 tcp dport 443 meta mark set 0x00000001"
+nft add rule inet plugctl output tcp flags & (syn|ack) == syn ip daddr . tcp dport @lease4 meta mark set 0x00000001
+nft add rule inet plugctl output tcp flags & (syn|ack) == syn ip6 daddr . tcp dport @lease6 meta mark set 0x00000001"
     );
     assert_eq!(
         tree::teardown_commands(&cfg).join("\n"),
@@ -207,7 +210,7 @@ fn status_prints_the_same_text_and_json() {
     );
     assert_eq!(
         json,
-        r#"{"device":"lo","ifindex":1,"setup":"missing","parts":[{"name":"qdisc prio 1: root bands 4","check":{"state":"missing"}},{"name":"qdisc pfifo 10: parent 1:1","check":{"state":"missing"}},{"name":"qdisc pfifo 20: parent 1:2","check":{"state":"missing"}},{"name":"qdisc pfifo 30: parent 1:3","check":{"state":"missing"}},{"name":"qdisc plug 40: parent 1:4","check":{"state":"missing"}},{"name":"filter ip prio 1 fw handle 1 classid 1:4","check":{"state":"missing"}},{"name":"filter ipv6 prio 2 fw handle 1 classid 1:4","check":{"state":"missing"}},{"name":"nft table inet plugctl chain output: 4 mark rule(s)","check":{"state":"missing"}}],"plug":null,"holders":[],"leftover":false,"record_error":null}"#
+        r#"{"device":"lo","ifindex":1,"setup":"missing","parts":[{"name":"qdisc prio 1: root bands 4","check":{"state":"missing"}},{"name":"qdisc pfifo 10: parent 1:1","check":{"state":"missing"}},{"name":"qdisc pfifo 20: parent 1:2","check":{"state":"missing"}},{"name":"qdisc pfifo 30: parent 1:3","check":{"state":"missing"}},{"name":"qdisc plug 40: parent 1:4","check":{"state":"missing"}},{"name":"filter ip prio 1 fw handle 1 classid 1:4","check":{"state":"missing"}},{"name":"filter ipv6 prio 2 fw handle 1 classid 1:4","check":{"state":"missing"}},{"name":"nft table inet plugctl chain output: 2 mark rule(s)","check":{"state":"missing"}}],"plug":null,"holders":[],"lease":[],"leftover":false,"record_error":null}"#
     );
 
     c.setup(false).unwrap();
@@ -226,18 +229,18 @@ fn status_prints_the_same_text_and_json() {
         ..QueueStats::default()
     };
     // The rules as an older configuration had them.
-    c.kernel_mut().table.as_mut().unwrap().truncate(3);
+    c.kernel_mut().table.as_mut().unwrap().truncate(1);
     let (text, json) = status_text_and_json(&mut c);
     assert_eq!(
         text,
         format!(
-            "device lo (ifindex 1): tree differs from the config\n{}plug: closed (set by pid 4242); holding 3 packets (222 bytes); passed 1000; dropped 2\nholder manual: plugctl plug (pid 4242)\nholder 77-00112233aabbccdd: reload: systemctl reload haproxy (pid 77) GONE",
-            part_lines(["ok", "ok", "ok", "ok", "ok", "ok", "ok", "DIFFERS: found 3 rule(s), 3 of them plugctl mark rules as configured"])
+            "device lo (ifindex 1): tree differs from the config\n{}plug: closed (set by pid 4242); holding 3 packets (222 bytes); passed 1000; dropped 2\nholder manual: plugctl plug (pid 4242)\nholder 77-00112233aabbccdd: reload: systemctl reload haproxy (pid 77) GONE\nlease: none (new SYNs are not steered into the plug)",
+            part_lines(["ok", "ok", "ok", "ok", "ok", "ok", "ok", "DIFFERS: found 1 rule(s), 1 of them plugctl mark rules as configured"])
         )
     );
     assert_eq!(
         json,
-        r#"{"device":"lo","ifindex":1,"setup":"differs","parts":[{"name":"qdisc prio 1: root bands 4","check":{"state":"ok"}},{"name":"qdisc pfifo 10: parent 1:1","check":{"state":"ok"}},{"name":"qdisc pfifo 20: parent 1:2","check":{"state":"ok"}},{"name":"qdisc pfifo 30: parent 1:3","check":{"state":"ok"}},{"name":"qdisc plug 40: parent 1:4","check":{"state":"ok"}},{"name":"filter ip prio 1 fw handle 1 classid 1:4","check":{"state":"ok"}},{"name":"filter ipv6 prio 2 fw handle 1 classid 1:4","check":{"state":"ok"}},{"name":"nft table inet plugctl chain output: 4 mark rule(s)","check":{"state":"differs","detail":"found 3 rule(s), 3 of them plugctl mark rules as configured"}}],"plug":{"state":"closed","pid":4242,"since_ms":1700000000000,"held_packets":3,"held_bytes":222,"passed_packets":1000,"drops":2},"holders":[{"id":"manual","slot":null,"pid":4242,"since_ms":1700000000000,"what":"plugctl plug","alive":true},{"id":"77-00112233aabbccdd","slot":0,"pid":77,"since_ms":1700000000500,"what":"reload: systemctl reload haproxy","alive":false}],"leftover":false,"record_error":null}"#
+        r#"{"device":"lo","ifindex":1,"setup":"differs","parts":[{"name":"qdisc prio 1: root bands 4","check":{"state":"ok"}},{"name":"qdisc pfifo 10: parent 1:1","check":{"state":"ok"}},{"name":"qdisc pfifo 20: parent 1:2","check":{"state":"ok"}},{"name":"qdisc pfifo 30: parent 1:3","check":{"state":"ok"}},{"name":"qdisc plug 40: parent 1:4","check":{"state":"ok"}},{"name":"filter ip prio 1 fw handle 1 classid 1:4","check":{"state":"ok"}},{"name":"filter ipv6 prio 2 fw handle 1 classid 1:4","check":{"state":"ok"}},{"name":"nft table inet plugctl chain output: 2 mark rule(s)","check":{"state":"differs","detail":"found 1 rule(s), 1 of them plugctl mark rules as configured"}}],"plug":{"state":"closed","pid":4242,"since_ms":1700000000000,"held_packets":3,"held_bytes":222,"passed_packets":1000,"drops":2},"holders":[{"id":"manual","slot":null,"pid":4242,"since_ms":1700000000000,"what":"plugctl plug","alive":true},{"id":"77-00112233aabbccdd","slot":0,"pid":77,"since_ms":1700000000500,"what":"reload: systemctl reload haproxy","alive":false}],"lease":[],"leftover":false,"record_error":null}"#
     );
 
     // Without the manual holder, the gone one leaves the plug closed.
@@ -246,9 +249,10 @@ fn status_prints_the_same_text_and_json() {
     let (text, json) = status_text_and_json(&mut c);
     assert!(
         text.ends_with(
-            "  nft table inet plugctl chain output: 4 mark rule(s)            MISSING
+            "  nft table inet plugctl chain output: 2 mark rule(s)            MISSING
 plug: closed (set by pid 4242); holding 3 packets (222 bytes); passed 1000; dropped 2
 holder 77-00112233aabbccdd: reload: systemctl reload haproxy (pid 77) GONE
+lease: none (new SYNs are not steered into the plug)
 WARNING: the plug is closed but nobody holds it (a crash?): run `plugctl release`"
         ),
         "{text}"
@@ -262,14 +266,15 @@ WARNING: the plug is closed but nobody holds it (a crash?): run `plugctl release
     let (text, json) = status_text_and_json(&mut c);
     assert!(
         text.ends_with(
-            "  nft table inet plugctl chain output: 4 mark rule(s)            MISSING
+            "  nft table inet plugctl chain output: 2 mark rule(s)            MISSING
 plug: unreadable; holding 3 packets (222 bytes); passed 1000; dropped 2
+lease: none (new SYNs are not steered into the plug)
 WARNING: the state record is unreadable (not a record: invalid length 1, expected struct Record with 5 elements at line 1 column 3); the plug may be closed: run `plugctl release`"
         ),
         "{text}"
     );
     assert!(
-        json.ends_with(r#""plug":{"state":"unreadable","pid":null,"since_ms":null,"held_packets":3,"held_bytes":222,"passed_packets":1000,"drops":2},"holders":[],"leftover":false,"record_error":"not a record: invalid length 1, expected struct Record with 5 elements at line 1 column 3"}"#),
+        json.ends_with(r#""plug":{"state":"unreadable","pid":null,"since_ms":null,"held_packets":3,"held_bytes":222,"passed_packets":1000,"drops":2},"holders":[],"lease":[],"leftover":false,"record_error":"not a record: invalid length 1, expected struct Record with 5 elements at line 1 column 3"}"#),
         "{json}"
     );
 

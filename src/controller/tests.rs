@@ -129,7 +129,7 @@ fn setup_opens_a_plug_left_closed() {
 fn manual_plug_holds_until_release() {
     let dir = temp_dir();
     let mut c = controller(&dir);
-    c.hold_manual().unwrap();
+    c.hold_manual(None).unwrap();
     assert_eq!(c.kernel_mut().calls, [CLOSE]);
     // The manual hold has no process: nothing can judge it dead.
     assert!(!c.status().unwrap().leftover);

@@ -2,8 +2,10 @@
 //! now" and the mechanism that does it. The [`Controller`](crate::Controller)
 //! holds, releases and counts through [`Hold`] alone. Today's mechanism is
 //! the tc `plug` qdisc ([`PlugHold`], `plug.rs`); one that holds without a
-//! plug (NFQUEUE) will be another file here.
+//! plug (NFQUEUE) will be another file here. What steers new SYNs into it
+//! is leased ([`lease`]): it ends by itself if nobody renews it.
 
+pub mod lease;
 mod plug;
 
 pub use plug::PlugHold;

@@ -3,7 +3,7 @@
 //! orchestration tests (idempotence, rollback, conflicts) need no kernel.
 
 use plugctl_netlink::diag::Listener;
-use plugctl_netlink::nft::{MarkRule, Ruleset};
+use plugctl_netlink::nft::{self, Batch, DumpedSet, Rule, Ruleset, SetElem, SetKeys};
 use plugctl_netlink::tc::{
     Filter, FwFilter, Handle, Qdisc, QdiscKind, QueueStats, Write as TcWrite,
 };
@@ -16,7 +16,15 @@ use super::Kernel;
 pub struct FakeKernel {
     pub qdiscs: Vec<Qdisc>,
     pub filters: Vec<Filter>,
-    pub table: Option<Vec<MarkRule>>,
+    pub table: Option<Vec<Rule>>,
+    /// The table's sets and their elements (`timeout_ms` as added,
+    /// `expires_ms` as the kernel would report it right after).
+    pub sets: Vec<(DumpedSet, Vec<SetElem>)>,
+    /// Every lease batch sent, built by the real builders (first seq 1).
+    pub lease_batches: Vec<Batch>,
+    /// Every lease call, in order, e.g. `nft_lease renew 10000ms lease4`
+    /// (kept apart from `calls`, which the tree and plug tests compare).
+    pub lease_calls: Vec<String>,
     /// Every mutating call, in order, e.g. `new_qdisc plug 40: Change block`.
     pub calls: Vec<String>,
     /// Listening sockets.
@@ -189,12 +197,29 @@ impl Kernel for FakeKernel {
     fn nft_install(&mut self, ruleset: &Ruleset<'_>) -> Result<(), NlError> {
         self.call(format!("nft_install {}", ruleset.table))?;
         self.table = Some(ruleset.rules.to_vec());
+        // The replace batch deletes the table: old elements go with it.
+        self.sets = ruleset
+            .sets
+            .iter()
+            .map(|s| {
+                let d = DumpedSet {
+                    table: ruleset.table.into(),
+                    name: s.name.clone(),
+                    flags: nft::consts::NFT_SET_TIMEOUT,
+                    key_type: s.key.key_type(),
+                    key_len: s.key.key_len(),
+                    timeout_ms: None,
+                };
+                (d, vec![])
+            })
+            .collect();
         Ok(())
     }
 
     fn nft_delete(&mut self, table: &str) -> Result<(), NlError> {
         self.call(format!("nft_delete {table}"))?;
         self.table = None;
+        self.sets.clear();
         Ok(())
     }
 
@@ -202,11 +227,73 @@ impl Kernel for FakeKernel {
         &mut self,
         _table: &str,
         _chain: &str,
-    ) -> Result<Option<Vec<Option<MarkRule>>>, NlError> {
+    ) -> Result<Option<Vec<Option<Rule>>>, NlError> {
         Ok(self
             .table
             .as_ref()
             .map(|r| r.iter().cloned().map(Some).collect()))
+    }
+
+    fn nft_set(&mut self, _table: &str, set: &str) -> Result<Option<DumpedSet>, NlError> {
+        Ok(self
+            .sets
+            .iter()
+            .find(|(d, _)| d.name == set)
+            .map(|(d, _)| d.clone()))
+    }
+
+    fn nft_set_elems(&mut self, _table: &str, set: &str) -> Result<Option<Vec<SetElem>>, NlError> {
+        Ok(self
+            .sets
+            .iter()
+            .find(|(d, _)| d.name == set)
+            .map(|(_, e)| e.clone()))
+    }
+
+    /// Like the kernel: the whole batch or nothing; a set that does not
+    /// exist fails it with -ENOENT.
+    fn nft_lease(
+        &mut self,
+        table: &str,
+        sets: &[SetKeys<'_>],
+        timeout_ms: Option<u64>,
+    ) -> Result<(), NlError> {
+        let what = match timeout_ms {
+            Some(t) => format!("renew {t}ms"),
+            None => "end".into(),
+        };
+        let names: Vec<&str> = sets.iter().map(|s| s.set).collect();
+        self.lease_calls
+            .push(format!("nft_lease {what} {}", names.join(",")));
+        let batch = match timeout_ms {
+            Some(t) => nft::renew_lease_batch(table, sets, t, 1)?,
+            None => nft::end_lease_batch(table, sets, 1)?,
+        };
+        self.lease_batches.push(batch);
+        let enoent = NlError::Kernel(KernelError {
+            errno: libc::ENOENT,
+            message: None,
+        });
+        if sets
+            .iter()
+            .any(|s| !s.keys.is_empty() && !self.sets.iter().any(|(d, _)| d.name == s.set))
+        {
+            return Err(enoent);
+        }
+        for s in sets {
+            let Some((_, elems)) = self.sets.iter_mut().find(|(d, _)| d.name == s.set) else {
+                continue;
+            };
+            elems.retain(|e| !s.keys.contains(&e.key));
+            if let Some(t) = timeout_ms {
+                elems.extend(s.keys.iter().map(|k| SetElem {
+                    key: k.clone(),
+                    timeout_ms: Some(t),
+                    expires_ms: Some(t),
+                }));
+            }
+        }
+        Ok(())
     }
 
     fn listeners(&mut self) -> Result<Vec<Listener>, NlError> {

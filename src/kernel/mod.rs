@@ -6,7 +6,7 @@
 use std::ffi::CString;
 
 use plugctl_netlink::diag::{self, Listener};
-use plugctl_netlink::nft::{self, MarkRule, Ruleset};
+use plugctl_netlink::nft::{self, DumpedSet, Rule, Ruleset, SetElem, SetKeys};
 use plugctl_netlink::tc::{self, Filter, FwFilter, Handle, Qdisc, QdiscKind, Write as TcWrite};
 use plugctl_netlink::{Error as NlError, Family, Socket};
 
@@ -40,11 +40,20 @@ pub trait Kernel {
     /// The mark rules found in `table`'s chain `chain`; `None` if the table
     /// does not exist. Rules plugctl does not recognise are returned as `None`
     /// entries so that a comparison sees them.
-    fn nft_rules(
+    fn nft_rules(&mut self, table: &str, chain: &str)
+        -> Result<Option<Vec<Option<Rule>>>, NlError>;
+    /// The set `set` of `table`; `None` if it (or the table) does not exist.
+    fn nft_set(&mut self, table: &str, set: &str) -> Result<Option<DumpedSet>, NlError>;
+    /// The elements of `set` in `table`; `None` if it does not exist.
+    fn nft_set_elems(&mut self, table: &str, set: &str) -> Result<Option<Vec<SetElem>>, NlError>;
+    /// In one batch: renew the lease of these elements to `timeout_ms` from
+    /// now (`Some`), or remove them (`None`); whether they were there or not.
+    fn nft_lease(
         &mut self,
         table: &str,
-        chain: &str,
-    ) -> Result<Option<Vec<Option<MarkRule>>>, NlError>;
+        sets: &[SetKeys<'_>],
+        timeout_ms: Option<u64>,
+    ) -> Result<(), NlError>;
     /// Every listening TCP socket (IPv4 and IPv6).
     fn listeners(&mut self) -> Result<Vec<Listener>, NlError>;
 }
@@ -145,8 +154,8 @@ impl Kernel for NetlinkKernel {
 
     fn nft_install(&mut self, ruleset: &Ruleset<'_>) -> Result<(), NlError> {
         let sock = self.netfilter()?;
-        // BEGIN, NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, the rules, END.
-        let first = sock.reserve_seqs(6 + ruleset.rules.len() as u32);
+        // BEGIN, NEWTABLE, DELTABLE, NEWTABLE, the sets, NEWCHAIN, the rules, END.
+        let first = sock.reserve_seqs(ruleset.install_len());
         let batch = nft::install_batch(ruleset, first)?;
         sock.batch(&batch.bytes, batch.seqs.clone())
     }
@@ -162,7 +171,7 @@ impl Kernel for NetlinkKernel {
         &mut self,
         table: &str,
         chain: &str,
-    ) -> Result<Option<Vec<Option<MarkRule>>>, NlError> {
+    ) -> Result<Option<Vec<Option<Rule>>>, NlError> {
         let sock = self.netfilter()?;
         let seq = sock.next_seq();
         let msgs = match sock.dump(&nft::get_rules_request(table, seq)?, seq) {
@@ -174,7 +183,7 @@ impl Kernel for NetlinkKernel {
         for m in msgs.iter().filter(|m| m.ty == nft::consts::NFT_MSG_NEWRULE) {
             let r = nft::parse_rule(&m.payload)?;
             if r.table == table && r.chain == chain {
-                rules.push(MarkRule::from_expressions(&r.exprs));
+                rules.push(Rule::from_expressions(&r.exprs));
             }
         }
         // An empty dump of an existing table is possible; tell the two apart.
@@ -182,6 +191,59 @@ impl Kernel for NetlinkKernel {
             return Ok(None);
         }
         Ok(Some(rules))
+    }
+
+    fn nft_set(&mut self, table: &str, set: &str) -> Result<Option<DumpedSet>, NlError> {
+        let sock = self.netfilter()?;
+        let seq = sock.next_seq();
+        let msgs = match sock.dump(&nft::get_set_request(table, set, seq)?, seq) {
+            Ok(m) => m,
+            Err(NlError::Kernel(k)) if k.errno == libc::ENOENT => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        for m in msgs.iter().filter(|m| m.ty == nft::consts::NFT_MSG_NEWSET) {
+            let s = nft::parse_set(&m.payload)?;
+            if s.table == table && s.name == set {
+                return Ok(Some(s));
+            }
+        }
+        Ok(None)
+    }
+
+    fn nft_set_elems(&mut self, table: &str, set: &str) -> Result<Option<Vec<SetElem>>, NlError> {
+        let sock = self.netfilter()?;
+        let seq = sock.next_seq();
+        let msgs = match sock.dump(&nft::get_setelems_request(table, set, seq)?, seq) {
+            Ok(m) => m,
+            Err(NlError::Kernel(k)) if k.errno == libc::ENOENT => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for m in msgs
+            .iter()
+            .filter(|m| m.ty == nft::consts::NFT_MSG_NEWSETELEM)
+        {
+            let d = nft::parse_setelems(&m.payload)?;
+            if d.table == table && d.set == set {
+                out.extend(d.elems);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    fn nft_lease(
+        &mut self,
+        table: &str,
+        sets: &[SetKeys<'_>],
+        timeout_ms: Option<u64>,
+    ) -> Result<(), NlError> {
+        let sock = self.netfilter()?;
+        let first = sock.reserve_seqs(nft::lease_batch_len(sets, timeout_ms.is_some()));
+        let batch = match timeout_ms {
+            Some(t) => nft::renew_lease_batch(table, sets, t, first)?,
+            None => nft::end_lease_batch(table, sets, first)?,
+        };
+        sock.batch(&batch.bytes, batch.seqs.clone())
     }
 
     fn listeners(&mut self) -> Result<Vec<Listener>, NlError> {

@@ -44,6 +44,10 @@ pub struct Holder {
     pub since_ms: u64,
     /// What it is for (the reload command, "plugctl plug", ...).
     pub what: String,
+    /// When its lease ends, ms since the Unix epoch (`None`: a holder
+    /// recorded before leases). A later holder never shortens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until_ms: Option<u64>,
 }
 
 /// Why bytes are not a record.
@@ -120,6 +124,7 @@ mod tests {
             pid: Some(1),
             since_ms: 5,
             what: "reload: true".into(),
+            lease_until_ms: Some(7),
         });
         assert_eq!(Record::parse(&r.to_bytes()), Ok(r));
     }

@@ -198,6 +198,7 @@ fn a_slot_is_alive_while_its_descriptor_is_open() {
         pid: None,
         since_ms: 0,
         what: String::new(),
+        lease_until_ms: None,
     };
     assert!(l.alive(&h));
     assert!(store.peek().unwrap().alive(&h) == Some(true));

@@ -5,9 +5,17 @@
 //!   1:1 pfifo 10:   1:2 pfifo 20:   1:3 pfifo 30:
 //!   1:4 plug 40:  (limit = plug_limit bytes; released after creation)
 //!   filters on 1:  fw handle MARK classid 1:4   (prio 1 ip, prio 2 ipv6)
-//! nf_tables: table inet TABLE, chain output (filter, hook output, priority mangle)
-//!   one rule per address [x port]: tcp flags & (syn|ack) == syn, daddr ADDR -> mark MARK
+//! nf_tables: table inet TABLE
+//!   set lease4 / lease6 (ipv4_addr [. inet_service], flags timeout): the lease
+//!   chain output (filter, hook output, priority mangle)
+//!   one rule per address family: tcp flags & (syn|ack) == syn,
+//!     daddr [. dport] in the lease set -> mark MARK
 //! ```
+//!
+//! The sets are empty but while a hold is leased: a hold adds the
+//! configured address [. port] elements with a timeout (see
+//! [`crate::hold::lease`]), so if every plugctl process dies, new SYNs stop
+//! being steered into the plug when the lease runs out.
 //!
 //! The tree is data: `PARTS` lists its parts in the order they are built,
 //! one file per kind (`root.rs`, `fifo.rs`, `plug.rs`, `filter.rs`,
@@ -25,7 +33,7 @@ mod rules;
 
 use std::fmt;
 
-use plugctl_netlink::nft::MarkRule;
+use plugctl_netlink::nft::{DumpedSet, Rule};
 use plugctl_netlink::tc::{Filter, Handle, Qdisc, QdiscKind, QueueStats};
 use plugctl_netlink::Error as NlError;
 use serde::Serialize;
@@ -38,7 +46,7 @@ pub use filter::filters;
 pub(crate) use plug::{close, open};
 pub use plug::{find_plug, PLUG, PLUG_PARENT};
 pub use root::{BANDS, PRIO};
-pub use rules::{rules, CHAIN};
+pub use rules::{lease_keys, rules, sets, CHAIN};
 
 /// What [`TreePart::remove`] did: the line `teardown` prints, if any.
 type Removed = Result<Option<String>, Error>;
@@ -112,7 +120,9 @@ struct Seen {
     /// Empty unless the root is plugctl's.
     filters: Vec<Filter>,
     /// `None`: no such table.
-    rules: Option<Vec<Option<MarkRule>>>,
+    rules: Option<Vec<Option<Rule>>>,
+    /// The configured lease sets as found (empty if there is no table).
+    sets: Vec<Option<DumpedSet>>,
 }
 
 impl Seen {
@@ -134,12 +144,21 @@ impl Seen {
         let rules = k
             .nft_rules(&cfg.table, CHAIN)
             .map_err(|e| Error::netlink("reading nf_tables rules", e))?;
+        let sets = match rules {
+            None => vec![],
+            Some(_) => sets(cfg)
+                .iter()
+                .map(|s| k.nft_set(&cfg.table, &s.name))
+                .collect::<Result<_, _>>()
+                .map_err(|e| Error::netlink("reading nf_tables sets", e))?,
+        };
         Ok(Seen {
             ifindex,
             qdiscs,
             root_ours,
             filters,
             rules,
+            sets,
         })
     }
 

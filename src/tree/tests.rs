@@ -136,7 +136,52 @@ fn changed_config_is_reported_and_applied() {
     k.calls.clear();
     setup(&mut k, &cfg, false).unwrap();
     assert_eq!(k.calls, ["nft_install plugctl"]);
-    assert_eq!(k.table.as_ref().map(Vec::len), Some(2));
+    // One rule per family; the ports are the lease's elements, keyed by
+    // address . port now.
+    assert_eq!(k.table.as_ref().map(Vec::len), Some(1));
+    assert_eq!(k.sets[0].0.key_len, 8);
+    // Other ports, same key: nothing to change.
+    cfg.ports = vec![8080];
+    k.calls.clear();
+    assert_eq!(
+        setup(&mut k, &cfg, false).unwrap().to_string(),
+        "nothing to change"
+    );
+    assert!(k.calls.is_empty());
+    // Another family: its set and rule are added.
+    cfg.addresses.push("fd00::1".parse().unwrap());
+    setup(&mut k, &cfg, false).unwrap();
+    assert_eq!(k.calls, ["nft_install plugctl"]);
+    assert_eq!(k.sets.len(), 2);
+}
+
+#[test]
+fn an_older_unleased_tree_is_migrated() {
+    use plugctl_netlink::nft::{MarkRule, Rule};
+    let mut k = FakeKernel::new();
+    let cfg = Config::default();
+    setup(&mut k, &cfg, false).unwrap();
+    // What plugctl built before leases: a mark rule per address, no set.
+    k.table = Some(vec![Rule::Mark(MarkRule {
+        addr: cfg.addresses[0],
+        port: None,
+        mark: cfg.mark,
+    })]);
+    k.sets.clear();
+    let obs = observe(&mut k, &cfg).unwrap();
+    let Check::Differs(why) = &obs.parts.last().unwrap().check else {
+        panic!("{obs:?}");
+    };
+    assert!(why.contains("un-leased"), "{why}");
+    k.calls.clear();
+    setup(&mut k, &cfg, false).unwrap();
+    assert_eq!(k.calls, ["nft_install plugctl"]);
+    assert_eq!(k.table, Some(rules(&cfg)));
+    assert_eq!(k.sets.len(), 1);
+    assert!(observe(&mut k, &cfg).unwrap().complete());
+    // A set of the wrong key (no flags timeout) is replaced too.
+    k.sets[0].0.flags = 0;
+    assert!(!observe(&mut k, &cfg).unwrap().complete());
 }
 
 #[test]

@@ -6,30 +6,45 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM
 
 use super::consts::*;
 use super::expr::expressions_attr;
-use super::rule::MarkRule;
+use super::rule::Rule;
+use super::set::{new_set, SetSpec};
 use super::wire::{attr_be32, attr_nest, attr_str, check_name, message};
 use super::NftError;
 
-/// plugctl's nf_tables objects: table `inet <table>`, base chain `<chain>` (type filter, hook
-/// output, priority -150 = mangle, policy accept) holding `rules`.
+/// plugctl's nf_tables objects: table `inet <table>` with the sets `sets` and the base chain
+/// `<chain>` (type filter, hook output, priority -150 = mangle, policy accept) holding `rules`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ruleset<'a> {
     /// Table name (family inet).
     pub table: &'a str,
     /// Chain name.
     pub chain: &'a str,
+    /// The sets the rules look packets up in.
+    pub sets: &'a [SetSpec],
     /// The marking rules, in order.
-    pub rules: &'a [MarkRule],
+    pub rules: &'a [Rule],
 }
 
 impl<'a> Ruleset<'a> {
-    /// Table `table` whose chain `chain` holds `rules`.
-    pub fn new(table: &'a str, chain: &'a str, rules: &'a [MarkRule]) -> Self {
+    /// Table `table` whose chain `chain` holds `rules`, without sets.
+    pub fn new(table: &'a str, chain: &'a str, rules: &'a [Rule]) -> Self {
         Ruleset {
             table,
             chain,
+            sets: &[],
             rules,
         }
+    }
+
+    /// The same with `sets` in the table.
+    pub fn with_sets(mut self, sets: &'a [SetSpec]) -> Self {
+        self.sets = sets;
+        self
+    }
+
+    /// How many seqs [`install_batch`] uses.
+    pub fn install_len(&self) -> u32 {
+        6 + self.sets.len() as u32 + self.rules.len() as u32
     }
 }
 
@@ -43,14 +58,14 @@ pub struct Batch {
 }
 
 /// Hands out consecutive seqs and collects messages.
-struct Builder {
+pub(crate) struct Builder {
     bytes: Vec<u8>,
     first: u32,
     next: u32,
 }
 
 impl Builder {
-    fn new(first_seq: u32, count: u32) -> Result<Builder, NftError> {
+    pub(crate) fn new(first_seq: u32, count: u32) -> Result<Builder, NftError> {
         // Refuse to wrap: `seqs` must be a plain range.
         first_seq
             .checked_add(count - 1)
@@ -62,14 +77,17 @@ impl Builder {
         })
     }
 
-    fn push(&mut self, f: impl FnOnce(u32) -> Result<Vec<u8>, NftError>) -> Result<(), NftError> {
+    pub(crate) fn push(
+        &mut self,
+        f: impl FnOnce(u32) -> Result<Vec<u8>, NftError>,
+    ) -> Result<(), NftError> {
         let msg = f(self.next)?;
         self.bytes.extend_from_slice(&msg);
         self.next = self.next.wrapping_add(1);
         Ok(())
     }
 
-    fn finish(self) -> Batch {
+    pub(crate) fn finish(self) -> Batch {
         Batch {
             bytes: self.bytes,
             seqs: self.first..=self.next.wrapping_sub(1),
@@ -157,11 +175,13 @@ pub(crate) fn new_chain(table: &str, chain: &str, seq: u32) -> Result<Vec<u8>, N
     )
 }
 
-/// NEWRULE, REQUEST|ACK|CREATE|APPEND.
+/// NEWRULE, REQUEST|ACK|CREATE|APPEND. A lookup names its set by name and by `set_id` (the
+/// NFTA_SET_ID of a set created in the same batch, as nft sends it).
 pub(crate) fn new_rule(
     table: &str,
     chain: &str,
-    rule: &MarkRule,
+    rule: &Rule,
+    set_id: Option<u32>,
     seq: u32,
 ) -> Result<Vec<u8>, NftError> {
     message(
@@ -173,30 +193,38 @@ pub(crate) fn new_rule(
         vec![
             attr_str(NFTA_RULE_TABLE, table)?,
             attr_str(NFTA_RULE_CHAIN, chain)?,
-            expressions_attr(&rule.expressions())?,
+            expressions_attr(&rule.expressions_with_set_id(set_id))?,
         ],
     )
 }
 
 /// Idempotent atomic (re)install in ONE batch (docs/netlink-reference.md §7.6 "replace batch"):
-/// BATCH_BEGIN, NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, NEWRULE × n, BATCH_END; NLM_F_ACK on
-/// every NEW/DEL and on END; consecutive seqs from `first_seq`.
+/// BATCH_BEGIN, NEWTABLE, DELTABLE, NEWTABLE, NEWSET × s (NFTA_SET_ID 1, 2, …), NEWCHAIN,
+/// NEWRULE × n, BATCH_END; NLM_F_ACK on every NEW/DEL and on END; consecutive seqs from
+/// `first_seq`. The DELTABLE takes the old sets' elements (a running lease) with it.
 ///
 /// Success ⇔ no NLMSG_ERROR with a non-zero error for any seq in [`Batch::seqs`] (per-message
 /// ACKs are sent even if the batch is later aborted, docs/netlink-reference.md §7.1).
 pub fn install_batch(r: &Ruleset<'_>, first_seq: u32) -> Result<Batch, NftError> {
     check_name(r.table)?;
     check_name(r.chain)?;
-    let n = u32::try_from(r.rules.len()).map_err(|_| NftError::TooLarge)?;
+    let n = u32::try_from(r.rules.len() + r.sets.len()).map_err(|_| NftError::TooLarge)?;
     let count = n.checked_add(6).ok_or(NftError::TooLarge)?;
     let mut b = Builder::new(first_seq, count)?;
     b.push(batch_begin)?;
     b.push(|s| new_table(r.table, s))?;
     b.push(|s| del_table(r.table, s))?;
     b.push(|s| new_table(r.table, s))?;
+    for (i, set) in r.sets.iter().enumerate() {
+        b.push(|s| new_set(r.table, set, i as u32 + 1, s))?;
+    }
     b.push(|s| new_chain(r.table, r.chain, s))?;
     for rule in r.rules {
-        b.push(|s| new_rule(r.table, r.chain, rule, s))?;
+        let set_id = rule
+            .set()
+            .and_then(|name| r.sets.iter().position(|s| s.name == name))
+            .map(|i| i as u32 + 1);
+        b.push(|s| new_rule(r.table, r.chain, rule, set_id, s))?;
     }
     b.push(batch_end)?;
     Ok(b.finish())

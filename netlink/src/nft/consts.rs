@@ -40,6 +40,18 @@ pub const NFT_MSG_NEWRULE: u16 = nft_type(6);
 pub const NFT_MSG_GETRULE: u16 = nft_type(7);
 /// `nlmsg_type` of NFT_MSG_DELRULE.
 pub const NFT_MSG_DELRULE: u16 = nft_type(8);
+/// `nlmsg_type` of NFT_MSG_NEWSET (request, and the type of set replies).
+pub const NFT_MSG_NEWSET: u16 = nft_type(9);
+/// `nlmsg_type` of NFT_MSG_GETSET.
+pub const NFT_MSG_GETSET: u16 = nft_type(10);
+/// `nlmsg_type` of NFT_MSG_DELSET.
+pub const NFT_MSG_DELSET: u16 = nft_type(11);
+/// `nlmsg_type` of NFT_MSG_NEWSETELEM (request, and the type of element dump entries).
+pub const NFT_MSG_NEWSETELEM: u16 = nft_type(12);
+/// `nlmsg_type` of NFT_MSG_GETSETELEM.
+pub const NFT_MSG_GETSETELEM: u16 = nft_type(13);
+/// `nlmsg_type` of NFT_MSG_DELSETELEM.
+pub const NFT_MSG_DELSETELEM: u16 = nft_type(14);
 /// `nlmsg_type` of NFT_MSG_NEWGEN (reply to GETGEN, also sent after each commit to listeners).
 pub const NFT_MSG_NEWGEN: u16 = nft_type(15);
 /// `nlmsg_type` of NFT_MSG_GETGEN.
@@ -121,6 +133,62 @@ pub const NFTA_RULE_EXPRESSIONS: u16 = 4;
 /// Rule attribute: position (be64 handle; dumps carry the previous rule's handle).
 pub const NFTA_RULE_POSITION: u16 = 6;
 
+/// Set attribute: table name (string).
+pub const NFTA_SET_TABLE: u16 = 1;
+/// Set attribute: set name (string).
+pub const NFTA_SET_NAME: u16 = 2;
+/// Set attribute: flags (be32, `NFT_SET_*`).
+pub const NFTA_SET_FLAGS: u16 = 3;
+/// Set attribute: key type (be32; nft's datatype id, `a << 6 | b` for a concatenation).
+pub const NFTA_SET_KEY_TYPE: u16 = 4;
+/// Set attribute: key length in bytes (be32; each concatenated field padded to 4).
+pub const NFTA_SET_KEY_LEN: u16 = 5;
+/// Set attribute: id naming the set inside one batch (be32).
+pub const NFTA_SET_ID: u16 = 10;
+/// Set attribute: default element timeout (be64 ms).
+pub const NFTA_SET_TIMEOUT: u16 = 11;
+/// Set attribute: nft's user data (opaque TLVs; how `nft list` prints the key).
+pub const NFTA_SET_USERDATA: u16 = 13;
+/// Set attribute: handle (be64, replies).
+pub const NFTA_SET_HANDLE: u16 = 16;
+/// Set flag: elements carry a timeout.
+pub const NFT_SET_TIMEOUT: u32 = 0x10;
+/// Set flag: the key is a concatenation.
+pub const NFT_SET_CONCAT: u32 = 0x80;
+
+/// Set element list attribute: table name (string).
+pub const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+/// Set element list attribute: set name (string).
+pub const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+/// Set element list attribute: the elements (nest of `NFTA_LIST_ELEM`).
+pub const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+/// Set element list attribute: set id of a set created in the same batch (be32).
+pub const NFTA_SET_ELEM_LIST_SET_ID: u16 = 4;
+/// Set element attribute: key (data nest).
+pub const NFTA_SET_ELEM_KEY: u16 = 1;
+/// Set element attribute: flags (be32).
+pub const NFTA_SET_ELEM_FLAGS: u16 = 3;
+/// Set element attribute: timeout (be64 ms).
+pub const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
+/// Set element attribute: time left before it expires (be64 ms, replies).
+pub const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
+
+/// lookup: set name (string).
+pub const NFTA_LOOKUP_SET: u16 = 1;
+/// lookup: source register (the key).
+pub const NFTA_LOOKUP_SREG: u16 = 2;
+/// lookup: id of a set created in the same batch (be32, requests only).
+pub const NFTA_LOOKUP_SET_ID: u16 = 4;
+/// lookup: flags (be32; `NFT_LOOKUP_F_INV` = 1 inverts the match).
+pub const NFTA_LOOKUP_FLAGS: u16 = 5;
+
+/// nft datatype id of `ipv4_addr`.
+pub const NFT_TYPE_IPV4_ADDR: u32 = 7;
+/// nft datatype id of `ipv6_addr`.
+pub const NFT_TYPE_IPV6_ADDR: u32 = 8;
+/// nft datatype id of `inet_service` (a port).
+pub const NFT_TYPE_INET_SERVICE: u32 = 13;
+
 /// List element (one expression) inside `NFTA_RULE_EXPRESSIONS`.
 pub const NFTA_LIST_ELEM: u16 = 1;
 /// Expression attribute: name (string).
@@ -134,6 +202,10 @@ pub const NFTA_DATA_VERDICT: u16 = 2;
 
 /// Register `NFT_REG_1` (128 bit; what nft uses for these rules).
 pub const NFT_REG_1: u32 = 1;
+
+/// 32-bit register `NFT_REG32_00` (the first 4 bytes of `NFT_REG_1`); `NFT_REG32_00 + n` is the
+/// n-th 4-byte slot, where concatenated keys continue.
+pub const NFT_REG32_00: u32 = 8;
 
 /// meta: destination register (load).
 pub const NFTA_META_DREG: u16 = 1;

@@ -71,6 +71,17 @@ pub enum Expr {
         /// Value bytes (`meta mark` values are host-order u32).
         data: Vec<u8>,
     },
+    /// `[ lookup reg SREG set SET ]`: matches when the key in SREG (and the registers after it,
+    /// for a concatenation) is an element of SET. Not inverted.
+    Lookup {
+        /// Source register of the key.
+        sreg: u32,
+        /// Set name.
+        set: String,
+        /// Id of a set created in the same batch (requests only: the kernel's dumps leave it
+        /// out).
+        set_id: Option<u32>,
+    },
     /// Any other expression, kept as its name and the raw payload of `NFTA_EXPR_DATA`.
     Other {
         /// `NFTA_EXPR_NAME`.
@@ -108,6 +119,7 @@ impl Expr {
             Expr::Bitwise { .. } => "bitwise",
             Expr::Cmp { .. } => "cmp",
             Expr::Immediate { .. } => "immediate",
+            Expr::Lookup { .. } => "lookup",
             Expr::Other { name, .. } => name,
         }
     }
@@ -158,6 +170,16 @@ impl Expr {
                 attr_be32(NFTA_IMMEDIATE_DREG, *dreg)?,
                 data_nest(NFTA_IMMEDIATE_DATA, "immediate data", data)?,
             ],
+            Expr::Lookup { sreg, set, set_id } => {
+                let mut v = vec![
+                    attr_be32(NFTA_LOOKUP_SREG, *sreg)?,
+                    attr_str(NFTA_LOOKUP_SET, set)?,
+                ];
+                if let Some(id) = set_id {
+                    v.push(attr_be32(NFTA_LOOKUP_SET_ID, *id)?);
+                }
+                v
+            }
             Expr::Other { name, data } => {
                 let mut elem = vec![attr_str(NFTA_EXPR_NAME, name)?];
                 if !data.is_empty() {
@@ -192,6 +214,7 @@ impl Expr {
             "bitwise" => Self::parse_bitwise(&data)?,
             "cmp" => Self::parse_cmp(&data)?,
             "immediate" => Self::parse_immediate(&data)?,
+            "lookup" => Self::parse_lookup(&data)?,
             _ => None,
         };
         Ok(parsed.unwrap_or_else(|| Expr::Other {
@@ -307,6 +330,35 @@ impl Expr {
         )
     }
 
+    fn parse_lookup(d: &[AttrBuf<'_>]) -> Result<Option<Expr>, NftError> {
+        // A map lookup (DREG) or an inverted one (FLAGS != 0) is not modelled.
+        if !only(
+            d,
+            &[
+                NFTA_LOOKUP_SET,
+                NFTA_LOOKUP_SREG,
+                NFTA_LOOKUP_SET_ID,
+                NFTA_LOOKUP_FLAGS,
+            ],
+        ) || Self::be32(d, NFTA_LOOKUP_FLAGS, "NFTA_LOOKUP_FLAGS")?.unwrap_or(0) != 0
+        {
+            return Ok(None);
+        }
+        let set = find(d, NFTA_LOOKUP_SET)
+            .map(|a| get_str(a, "NFTA_LOOKUP_SET"))
+            .transpose()?;
+        Ok(
+            match (Self::be32(d, NFTA_LOOKUP_SREG, "NFTA_LOOKUP_SREG")?, set) {
+                (Some(sreg), Some(set)) => Some(Expr::Lookup {
+                    sreg,
+                    set,
+                    set_id: Self::be32(d, NFTA_LOOKUP_SET_ID, "NFTA_LOOKUP_SET_ID")?,
+                }),
+                _ => None,
+            },
+        )
+    }
+
     fn parse_immediate(d: &[AttrBuf<'_>]) -> Result<Option<Expr>, NftError> {
         if !only(d, &[NFTA_IMMEDIATE_DREG, NFTA_IMMEDIATE_DATA]) {
             return Ok(None);
@@ -388,6 +440,16 @@ mod tests {
             Expr::Immediate {
                 dreg: 1,
                 data: 0xdead_beef_u32.to_ne_bytes().to_vec(),
+            },
+            Expr::Lookup {
+                sreg: 1,
+                set: "lease4".into(),
+                set_id: Some(1),
+            },
+            Expr::Lookup {
+                sreg: 1,
+                set: "lease6".into(),
+                set_id: None,
             },
             Expr::Other {
                 name: "counter".into(),

@@ -13,7 +13,10 @@
 //! * status: [`get_rules_request`] (dump of NEWRULE until NLMSG_DONE) → [`parse_rule`] +
 //!   [`MarkRule::from_expressions`]; [`get_table_request`] (NEWTABLE + ACK, or -ENOENT) tells
 //!   an empty table from a missing one;
-//! * teardown: [`delete_batch`].
+//! * teardown: [`delete_batch`];
+//! * lease: [`renew_lease_batch`] / [`end_lease_batch`] (one batch each); [`get_set_request`] →
+//!   [`parse_set`] says whether a lease set is there, [`get_setelems_request`] (dump) →
+//!   [`parse_setelems`] what it holds and when each element expires.
 //!
 //! Replies are dispatched on `nlmsg_type` with the constants in [`consts`].
 
@@ -22,17 +25,26 @@ pub mod consts;
 mod expr;
 mod parse;
 mod rule;
+mod set;
+mod setelem;
 mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lease;
 
 pub use batch::{
     delete_batch, get_rules_request, get_table_request, install_batch, Batch, Ruleset,
 };
 pub use expr::Expr;
 pub use parse::{parse_rule, DumpedRule};
-pub use rule::MarkRule;
+pub use rule::{LeaseRule, MarkRule, Rule};
+pub use set::{get_set_request, parse_set, DumpedSet, SetKey, SetSpec};
+pub use setelem::{
+    end_lease_batch, get_setelems_request, lease_batch_len, parse_setelems, renew_lease_batch,
+    DumpedElems, SetElem, SetKeys, END_TIMEOUT_MS,
+};
 pub use wire::{attrs_to_bytes, Attr, AttrBuf};
 
 /// Errors building nf_tables messages or parsing the kernel's replies. Converts into

@@ -10,7 +10,7 @@ use netlink_packet_core::NLM_F_ACK;
 use super::consts::*;
 use super::*;
 
-fn hex(s: &str) -> Vec<u8> {
+pub(super) fn hex(s: &str) -> Vec<u8> {
     assert!(s.len() % 2 == 0);
     (0..s.len())
         .step_by(2)
@@ -19,7 +19,7 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 /// Split concatenated netlink messages.
-fn split(bytes: &[u8]) -> Vec<&[u8]> {
+pub(super) fn split(bytes: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut off = 0;
     while off + 16 <= bytes.len() {
@@ -32,7 +32,7 @@ fn split(bytes: &[u8]) -> Vec<&[u8]> {
 }
 
 /// A copy of a captured message with another `nlmsg_flags` and `nlmsg_seq`.
-fn with_flags_seq(msg: &[u8], flags: u16, seq: u32) -> Vec<u8> {
+pub(super) fn with_flags_seq(msg: &[u8], flags: u16, seq: u32) -> Vec<u8> {
     let mut m = msg.to_vec();
     m[6..8].copy_from_slice(&flags.to_ne_bytes());
     m[8..12].copy_from_slice(&seq.to_ne_bytes());
@@ -278,14 +278,14 @@ fn setup_batch_matches_appendix_a() {
     let mut b = batch::batch_begin(1).expect("begin");
     b.extend(batch::new_table("plugctl", 2).expect("table"));
     b.extend(batch::new_chain("plugctl", "output", 3).expect("chain"));
-    b.extend(batch::new_rule("plugctl", "output", &r, 4).expect("rule"));
+    b.extend(batch::new_rule("plugctl", "output", &Rule::Mark(r), None, 4).expect("rule"));
     b.extend(batch::batch_end(5).expect("end"));
     assert_eq!(b, hex(APPENDIX_A_SETUP_BATCH));
 }
 
 #[test]
 fn replace_batch_matches_appendix_a() {
-    let rules = [rule(lb4(), None)];
+    let rules = [Rule::Mark(rule(lb4(), None))];
     let b = install_batch(&Ruleset::new("plugctl", "output", &rules), 1).expect("batch");
     assert_eq!(b.bytes, hex(APPENDIX_A_REPLACE_BATCH));
     assert_eq!(b.seqs, 1..=7);
@@ -298,7 +298,7 @@ fn replace_batch_matches_appendix_a() {
 
 #[test]
 fn replace_batch_with_several_rules() {
-    let rules = [rule(lb4(), None), rule(lb6(), None), rule(lb4(), Some(80))];
+    let rules = [rule(lb4(), None), rule(lb6(), None), rule(lb4(), Some(80))].map(Rule::Mark);
     let b = install_batch(&Ruleset::new("plugctl", "output", &rules), 100).expect("batch");
     assert_eq!(b.seqs, 100..=108);
     let msgs = split(&b.bytes);
@@ -341,16 +341,31 @@ fn delete_batch_matches_appendix_a() {
 
 #[test]
 fn newrule_ip6_matches_appendix_a() {
-    let m = batch::new_rule("plugctl", "output", &rule(lb6(), None), 4).expect("rule");
+    let m = batch::new_rule("plugctl", "output", &Rule::Mark(rule(lb6(), None)), None, 4)
+        .expect("rule");
     assert_eq!(m, hex(APPENDIX_A_NEWRULE_IP6));
 }
 
 #[test]
 fn newrule_dport_matches_nft_capture() {
     // nft sends REQUEST|CREATE|APPEND with seq 1; we add NLM_F_ACK.
-    let m = batch::new_rule("plugctl", "output", &rule(lb4(), Some(80)), 1).expect("rule");
+    let m = batch::new_rule(
+        "plugctl",
+        "output",
+        &Rule::Mark(rule(lb4(), Some(80))),
+        None,
+        1,
+    )
+    .expect("rule");
     assert_eq!(m, with_flags_seq(&hex(CAPTURED_NEWRULE_DPORT4), 0x0c05, 1));
-    let m = batch::new_rule("plugctl", "output", &rule(lb6(), Some(443)), 1).expect("rule");
+    let m = batch::new_rule(
+        "plugctl",
+        "output",
+        &Rule::Mark(rule(lb6(), Some(443))),
+        None,
+        1,
+    )
+    .expect("rule");
     assert_eq!(m, with_flags_seq(&hex(CAPTURED_NEWRULE_DPORT6), 0x0c05, 1));
 }
 
@@ -392,7 +407,8 @@ fn parse_kernel_rule_dump() {
 fn parse_own_requests() {
     // Our own request payloads parse back (NLA_F_NESTED set, bitwise in nft's order).
     let rules = [rule(lb4(), Some(8080)), rule(lb6(), None)];
-    let b = install_batch(&Ruleset::new("plugctl", "output", &rules), 1).expect("batch");
+    let wrapped = rules.map(Rule::Mark);
+    let b = install_batch(&Ruleset::new("plugctl", "output", &wrapped), 1).expect("batch");
     let msgs = split(&b.bytes);
     for (m, r) in msgs[5..7].iter().zip(rules) {
         // A request has no handle: parse_rule insists on one.

@@ -105,6 +105,11 @@ pub(crate) fn attr_be32(ty: u16, v: u32) -> Result<Attr, NftError> {
     attr_with(ty, false, v.to_be_bytes().to_vec())
 }
 
+/// Big-endian u64 attribute (timeouts, handles).
+pub(crate) fn attr_be64(ty: u16, v: u64) -> Result<Attr, NftError> {
+    attr_with(ty, false, v.to_be_bytes().to_vec())
+}
+
 /// Nested attribute (NLA_F_NESTED set, as nft/libmnl do).
 pub(crate) fn attr_nest(ty: u16, children: &[Attr]) -> Result<Attr, NftError> {
     attr_with(ty, true, attrs_to_bytes(children))
