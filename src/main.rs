@@ -260,6 +260,16 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 wait_listen: cfg.wait_listen.clone(),
                 settle: cfg.settle,
             };
+            // One process start per reload: the watchdog is forked now,
+            // while this process has one thread (before the runtime), not
+            // executed again later. Without CAP_NET_ADMIN nothing is held.
+            let dog = if plugctl::kernel::has_net_admin() {
+                plugctl::watchdog::Watchdog::fork(&cfg)
+                    .map_err(|e| tracing::debug!("{e}; the hold will start its own"))
+                    .ok()
+            } else {
+                None
+            };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -268,7 +278,10 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                     source,
                 })?;
             let rec = rt.block_on(async {
-                let agent = plugctl::agent::Agent::new(cfg)?;
+                let mut agent = plugctl::agent::Agent::new(cfg)?;
+                if let Some(dog) = dog {
+                    agent = agent.with_watchdog(dog);
+                }
                 plugctl::reload::reload(&agent, command, &opts).await
             })?;
             let line = serde_json::to_string(&rec).unwrap_or_default();

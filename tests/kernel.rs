@@ -536,7 +536,7 @@ fn leftover_closed_plug_is_reported_and_released() {
         let mut child = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "30"]);
         wait_plugged(&p, &mut child);
         // Kill the watchdog first (plugctl's child in its own process group), then plugctl.
-        sh(&format!("pkill -9 -P {} -f __watchdog", child.id()));
+        sh(&format!("pkill -9 -P {} -x plugctl-wdog", child.id()));
         child.kill().unwrap();
         child.wait().unwrap();
         let (code, out, _) = p.run(&["status"]);
@@ -556,6 +556,94 @@ fn leftover_closed_plug_is_reported_and_released() {
             .expect("connected");
         assert_open(&p);
         assert_eq!(p.run(&["status"]).0, 0);
+    }
+}
+
+/// A kill of the reload's whole cgroup (`cgroup.kill`, which is what
+/// `systemctl kill`, an OOM kill of a unit with `memory.oom.group` and a
+/// container stop come down to) takes plugctl and its command down, but not
+/// the watchdog, which left the cgroup when it was armed: the connect held
+/// during the hold gets through. (A local client's SYN in the plug is never
+/// retransmitted, so without the watchdog it would hang for good.)
+#[test]
+fn a_kill_of_the_whole_cgroup_is_released_by_the_watchdog() {
+    fresh_netns();
+    let root = "/sys/fs/cgroup";
+    let fs = sh(&format!("stat -f -c %T {root}"));
+    assert_eq!(
+        fs.trim(),
+        "cgroup2fs",
+        "this test needs cgroup v2 at {root}"
+    );
+    let cg = format!("{root}/plugctl-test-{}", std::process::id());
+    std::fs::create_dir(&cg).expect("a fresh cgroup");
+    let p = Plugctl::new(&[]);
+    p.ok(&["setup"]);
+    let _l = listen(LB);
+    // The reload starts inside the fresh cgroup: a shell moves itself there
+    // and becomes plugctl.
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            &format!("echo $$ > {cg}/cgroup.procs && exec \"$@\""),
+            "bash",
+            common::plugctl_bin(),
+            "--state-dir",
+            &p.state,
+            "reload",
+            "--max-hold",
+            "120s",
+            "--",
+            "sleep",
+            "60",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash runs");
+    wait_plugged(&p, &mut child);
+    let procs = std::fs::read_to_string(format!("{cg}/cgroup.procs")).unwrap();
+    assert!(
+        procs.contains(&child.id().to_string()),
+        "plugctl is in the cgroup: {procs}"
+    );
+    let rx = connect_in_background(LB.parse().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(rx.try_recv().is_err(), "held while reloading");
+    let t = Instant::now();
+    std::fs::write(format!("{cg}/cgroup.kill"), "1").expect("cgroup.kill");
+    let out = child.wait_with_output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out:?}");
+    let done = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the watchdog released the plug")
+        .expect("connected");
+    println!(
+        "cgroup.kill -> connect completed after {:?}; plugctl said: {}",
+        done.saturating_duration_since(t),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = Instant::now();
+    while !p
+        .run(&["status", "--json"])
+        .1
+        .contains("\"state\":\"open\"")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not recorded open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The cgroup empties (the kill is asynchronous), then goes.
+    let start = Instant::now();
+    while std::fs::remove_dir(&cg).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{cg} never emptied"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
