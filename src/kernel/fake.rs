@@ -27,6 +27,9 @@ pub struct FakeKernel {
     pub fail_listeners: bool,
     /// How many times the qdiscs were dumped (reads are not in `calls`).
     pub qdisc_dumps: usize,
+    /// How many other reads were made: filter, nf_tables rule and
+    /// listening-socket dumps.
+    pub other_reads: usize,
 }
 
 impl FakeKernel {
@@ -89,6 +92,7 @@ impl Kernel for FakeKernel {
     }
 
     fn filters(&mut self, _ifindex: i32, parent: Handle) -> Result<Vec<Filter>, NlError> {
+        self.other_reads += 1;
         Ok(self
             .filters
             .iter()
@@ -203,6 +207,7 @@ impl Kernel for FakeKernel {
         _table: &str,
         _chain: &str,
     ) -> Result<Option<Vec<Option<MarkRule>>>, NlError> {
+        self.other_reads += 1;
         Ok(self
             .table
             .as_ref()
@@ -210,6 +215,7 @@ impl Kernel for FakeKernel {
     }
 
     fn listeners(&mut self) -> Result<Vec<Listener>, NlError> {
+        self.other_reads += 1;
         if self.fail_listeners {
             return Err(NlError::Kernel(KernelError {
                 errno: libc::EPERM,
