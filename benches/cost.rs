@@ -9,11 +9,16 @@
 //! the figures are only compared within one run.
 //!
 //! ```text
-//! cost --plugctl PATH [--plugctl PATH]... [--rounds N]
+//! cost --plugctl PATH [--plugctl PATH]... [--rounds N] [--copy-to DIR]
 //! ```
 //!
 //! Every `--plugctl` binary (e.g. this branch's and main's) is timed in the
-//! same interleaved rounds.
+//! same interleaved rounds. `--copy-to DIR` also times a copy of each in
+//! DIR: in the VM lab the binaries live on the host's filesystem, shared
+//! over 9p without a page cache, so every start of a 4 MB binary reads what
+//! it touches from the host again (Yelp's nl-qdisc-add and its libraries
+//! too, but they are smaller); a copy on the guest's tmpfs shows what a
+//! local disk would.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -54,6 +59,7 @@ fn median(v: &[f64]) -> f64 {
 fn main() {
     let mut plugctls: Vec<String> = vec![];
     let mut rounds = 15usize;
+    let mut copy_to: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -65,6 +71,7 @@ fn main() {
                     .expect("--rounds N")
             }
             // `cargo bench` passes --bench.
+            "--copy-to" => copy_to = Some(args.next().expect("--copy-to DIR")),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -72,6 +79,17 @@ fn main() {
     if plugctls.is_empty() {
         eprintln!("cost: no --plugctl given: nothing to compare (run benches/cost.sh)");
         return;
+    }
+    if let Some(dir) = &copy_to {
+        std::fs::create_dir_all(dir).expect("--copy-to DIR");
+        for (i, p) in plugctls.clone().iter().enumerate() {
+            let name = std::path::Path::new(p)
+                .file_name()
+                .map_or("plugctl".into(), |n| n.to_string_lossy().into_owned());
+            let copy = format!("{dir}/{i}-{name}");
+            std::fs::copy(p, &copy).expect("copying a plugctl binary");
+            plugctls.push(copy);
+        }
     }
     // A network namespace of its own: the tree never touches the host's lo.
     // SAFETY: unshare(2) on this single-threaded process.

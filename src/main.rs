@@ -283,7 +283,11 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                     agent = agent.with_watchdog(dog);
                 }
                 plugctl::reload::reload(&agent, command, &opts).await
-            })?;
+            });
+            // Every task has ended (the hold is given back, the watchdog
+            // stood down): no need to wait for idle pool threads to exit.
+            rt.shutdown_background();
+            let rec = rec?;
             let line = serde_json::to_string(&rec).unwrap_or_default();
             // The record file first: it must not depend on a terminal
             // that may be gone.
@@ -329,18 +333,24 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let level = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PLUGCTL_LOG")
-                .unwrap_or_else(|_| level.into()),
-        )
+    let log = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+        .without_time();
+    // A filter of directives only when PLUGCTL_LOG asks for one: building
+    // it costs every run (a reload's start-up is what it costs most).
+    match std::env::var_os("PLUGCTL_LOG") {
+        Some(_) => log
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("PLUGCTL_LOG")
+                    .unwrap_or_else(|_| level.as_str().to_lowercase().into()),
+            )
+            .init(),
+        None => log.with_max_level(level).init(),
+    }
     match run(&cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
