@@ -29,6 +29,9 @@ pub struct Agent<K: Kernel = NetlinkKernel> {
     /// The `plugctl` program the watchdog runs; `None` only in this
     /// crate's unit tests, which have no binary to run.
     watchdog_program: Option<PathBuf>,
+    /// A watchdog started before the agent, not armed yet: the next hold
+    /// uses it instead of starting one (see [`Agent::with_watchdog`]).
+    prepared: Arc<Mutex<Option<Watchdog>>>,
 }
 
 impl<K: Kernel> Clone for Agent<K> {
@@ -36,6 +39,7 @@ impl<K: Kernel> Clone for Agent<K> {
         Agent {
             ctl: self.ctl.clone(),
             watchdog_program: self.watchdog_program.clone(),
+            prepared: self.prepared.clone(),
         }
     }
 }
@@ -59,7 +63,16 @@ impl<K: Kernel + Send + 'static> Agent<K> {
         Agent {
             ctl: Arc::new(Mutex::new(ctl)),
             watchdog_program: Some(watchdog::default_program()),
+            prepared: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Use `dog`, a watchdog started already and not armed (the `plugctl`
+    /// command forks one before its runtime starts: [`Watchdog::fork`]),
+    /// for the next hold, instead of executing the watchdog program then.
+    pub fn with_watchdog(self, dog: Watchdog) -> Agent<K> {
+        *self.prepared.lock().unwrap_or_else(|p| p.into_inner()) = Some(dog);
+        self
     }
 
     /// Use `program` (a `plugctl` binary) for the watchdog.
@@ -118,11 +131,26 @@ impl<K: Kernel + Send + 'static> Agent<K> {
         let id = new_holder_id();
         let what = what.to_string();
         let program = self.watchdog_program.clone();
+        let prepared = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let (id, watchdog) = self
             .blocking(move |c| {
-                let dog = match &program {
-                    Some(p) => Some(Watchdog::spawn(p, c.config(), &id)?),
-                    None => None,
+                let dog = match (prepared, &program) {
+                    (Some(mut d), program) => match d.arm(&id) {
+                        Ok(()) => Some(d),
+                        Err(e) => match program {
+                            Some(p) => {
+                                tracing::warn!("{e}; starting another watchdog");
+                                Some(Watchdog::spawn(p, c.config(), &id)?)
+                            }
+                            None => return Err(e),
+                        },
+                    },
+                    (None, Some(p)) => Some(Watchdog::spawn(p, c.config(), &id)?),
+                    (None, None) => None,
                 };
                 match c.hold_as(id, &what) {
                     Ok(id) => Ok((id, dog)),
@@ -244,6 +272,36 @@ mod tests {
         assert!(!g1.release_blocking().unwrap().released);
         assert!(g2.release().await.unwrap().released);
         assert_eq!(calls().len(), 6);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The hold and release paths send what they need and nothing more:
+    /// one qdisc dump each (the plug is plugctl's, and what it holds), one
+    /// plug change each, no other read. A second dump, or a filter or
+    /// nf_tables dump, on either path fails here.
+    #[tokio::test]
+    async fn a_hold_and_its_release_send_one_dump_and_one_change_each() {
+        let dir =
+            std::env::temp_dir().join(format!("plugctl-agent-{}", crate::state::dir::random_hex()));
+        let a = agent(&dir);
+        let reads = || {
+            a.with_controller(|c| {
+                let k = c.kernel_mut();
+                (k.qdisc_dumps, k.other_reads, k.calls.clone())
+            })
+        };
+        a.with_controller(|c| {
+            c.kernel_mut().qdisc_dumps = 0;
+            c.kernel_mut().other_reads = 0;
+        });
+        let g = a.hold("counted").await.unwrap();
+        assert_eq!(reads(), (1, 0, vec![CLOSE.to_string()]), "hold");
+        g.release().await.unwrap();
+        assert_eq!(
+            reads(),
+            (2, 0, vec![CLOSE.to_string(), OPEN.to_string()]),
+            "release"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

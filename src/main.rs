@@ -305,6 +305,16 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 quiet: cfg.quiet_window,
                 scope: plugctl::handover::snapshot::Scope::of(&cfg),
             };
+            // One process start per reload: the watchdog is forked now,
+            // while this process has one thread (before the runtime), not
+            // executed again later. Without CAP_NET_ADMIN nothing is held.
+            let dog = if plugctl::kernel::has_net_admin() {
+                plugctl::watchdog::Watchdog::fork(&cfg)
+                    .map_err(|e| tracing::debug!("{e}; the hold will start its own"))
+                    .ok()
+            } else {
+                None
+            };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -313,9 +323,16 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                     source,
                 })?;
             let rec = rt.block_on(async {
-                let agent = plugctl::agent::Agent::new(cfg)?;
+                let mut agent = plugctl::agent::Agent::new(cfg)?;
+                if let Some(dog) = dog {
+                    agent = agent.with_watchdog(dog);
+                }
                 plugctl::reload::reload(&agent, command, &opts).await
-            })?;
+            });
+            // Every task has ended (the hold is given back, the watchdog
+            // stood down): no need to wait for idle pool threads to exit.
+            rt.shutdown_background();
+            let rec = rec?;
             let line = serde_json::to_string(&rec).unwrap_or_default();
             // The record file first: it must not depend on a terminal
             // that may be gone.
@@ -361,18 +378,24 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let level = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PLUGCTL_LOG")
-                .unwrap_or_else(|_| level.into()),
-        )
+    let log = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+        .without_time();
+    // A filter of directives only when PLUGCTL_LOG asks for one: building
+    // it costs every run (a reload's start-up is what it costs most).
+    match std::env::var_os("PLUGCTL_LOG") {
+        Some(_) => log
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("PLUGCTL_LOG")
+                    .unwrap_or_else(|_| level.as_str().to_lowercase().into()),
+            )
+            .init(),
+        None => log.with_max_level(level).init(),
+    }
     match run(&cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {

@@ -656,7 +656,7 @@ fn leftover_closed_plug_is_reported_and_released() {
         let mut child = spawn_reload(&p, &["--max-hold", "60s"], &["sleep", "30"]);
         wait_plugged(&p, &mut child);
         // Kill the watchdog first (plugctl's child in its own process group), then plugctl.
-        sh(&format!("pkill -9 -P {} -f __watchdog", child.id()));
+        sh(&format!("pkill -9 -P {} -x plugctl-wdog", child.id()));
         child.kill().unwrap();
         child.wait().unwrap();
         let (code, out, _) = p.run(&["status"]);
@@ -677,6 +677,168 @@ fn leftover_closed_plug_is_reported_and_released() {
         assert_open(&p);
         assert_eq!(p.run(&["status"]).0, 0);
     }
+}
+
+/// A kill of the reload's whole cgroup (`cgroup.kill`, which is what
+/// `systemctl kill`, an OOM kill of a unit with `memory.oom.group` and a
+/// container stop come down to) takes plugctl and its command down, but not
+/// the watchdog, which left the cgroup when it was armed: the connect held
+/// during the hold gets through. (A local client's SYN in the plug is never
+/// retransmitted, so without the watchdog it would hang for good.)
+#[test]
+fn a_kill_of_the_whole_cgroup_is_released_by_the_watchdog() {
+    fresh_netns();
+    let root = "/sys/fs/cgroup";
+    let fs = sh(&format!("stat -f -c %T {root}"));
+    assert_eq!(
+        fs.trim(),
+        "cgroup2fs",
+        "this test needs cgroup v2 at {root}"
+    );
+    let cg = format!("{root}/plugctl-test-{}", std::process::id());
+    std::fs::create_dir(&cg).expect("a fresh cgroup");
+    let p = Plugctl::new(&[]);
+    p.ok(&["setup"]);
+    let _l = listen(LB);
+    // The reload starts inside the fresh cgroup: a shell moves itself there
+    // and becomes plugctl.
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            &format!("echo $$ > {cg}/cgroup.procs && exec \"$@\""),
+            "bash",
+            common::plugctl_bin(),
+            "--state-dir",
+            &p.state,
+            "reload",
+            "--max-hold",
+            "120s",
+            "--",
+            "sleep",
+            "60",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash runs");
+    wait_plugged(&p, &mut child);
+    let procs = std::fs::read_to_string(format!("{cg}/cgroup.procs")).unwrap();
+    assert!(
+        procs.contains(&child.id().to_string()),
+        "plugctl is in the cgroup: {procs}"
+    );
+    let rx = connect_in_background(LB.parse().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(rx.try_recv().is_err(), "held while reloading");
+    let t = Instant::now();
+    std::fs::write(format!("{cg}/cgroup.kill"), "1").expect("cgroup.kill");
+    let out = child.wait_with_output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out:?}");
+    let done = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the watchdog released the plug")
+        .expect("connected");
+    println!(
+        "cgroup.kill -> connect completed after {:?}; plugctl said: {}",
+        done.saturating_duration_since(t),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = Instant::now();
+    while !p
+        .run(&["status", "--json"])
+        .1
+        .contains("\"state\":\"open\"")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not recorded open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The cgroup empties (the kill is asynchronous), then goes.
+    let start = Instant::now();
+    while std::fs::remove_dir(&cg).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{cg} never emptied"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The watchdog `plugctl reload` forks: one program start, not two. It is
+/// plugctl's child under its own name, in its own process group, ignores
+/// SIGINT/SIGTERM/SIGHUP/SIGQUIT, keeps plugctl's stderr but not its stdin
+/// or stdout (a caller's `$(plugctl reload …)` ends with plugctl, even if
+/// the watchdog is still releasing), and has left plugctl's cgroup.
+#[test]
+fn the_forked_watchdog_is_apart_from_its_holder() {
+    fresh_netns();
+    let p = Plugctl::new(&[]);
+    p.ok(&["setup"]);
+    let mut child = spawn_reload(&p, &["--max-hold", "120s"], &["sleep", "60"]);
+    wait_plugged(&p, &mut child);
+    let pid = child.id();
+    let dog = sh(&format!("pgrep -P {pid} -x plugctl-wdog"));
+    let dog: u32 = dog.trim().parse().expect("one forked watchdog");
+    let exe = |p: u32| std::fs::read_link(format!("/proc/{p}/exe")).unwrap();
+    assert_eq!(exe(dog), exe(pid), "the same program, not executed again");
+    let fd = |p: u32, n: u32| std::fs::read_link(format!("/proc/{p}/fd/{n}")).unwrap();
+    assert_eq!(fd(dog, 0), std::path::Path::new("/dev/null"));
+    assert_eq!(fd(dog, 1), std::path::Path::new("/dev/null"));
+    assert_eq!(fd(dog, 2), fd(pid, 2), "plugctl's stderr");
+    let stat = |p: u32, field: &str| {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(field).map(|v| v.trim().to_string()))
+            .unwrap()
+    };
+    let ignored = u64::from_str_radix(&stat(dog, "SigIgn:"), 16).unwrap();
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        assert!(ignored & (1 << (sig - 1)) != 0, "signal {sig} not ignored");
+    }
+    // SAFETY: getpgid only reads.
+    let (pg_dog, pg_pid) = unsafe { (libc::getpgid(dog as i32), libc::getpgid(pid as i32)) };
+    assert_eq!(
+        pg_dog, dog as i32,
+        "its own process group (plugctl's is {pg_pid})"
+    );
+    let cgroup = |p: u32| std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
+    assert_eq!(cgroup(dog).trim(), "0::/", "in the root cgroup");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    assert_open(&p);
+}
+
+/// The shipped systemd unit releases when it stops: its `ExecStop=` (run
+/// here as the unit has it, on this test's state directory) opens the plug
+/// while a reload still holds it, and the held connect gets through.
+#[test]
+fn the_units_exec_stop_releases_a_held_plug() {
+    fresh_netns();
+    let p = Plugctl::new(&[]);
+    p.ok(&["setup"]);
+    let _l = listen(LB);
+    let mut child = spawn_reload(&p, &["--max-hold", "120s"], &["sleep", "60"]);
+    wait_plugged(&p, &mut child);
+    let rx = connect_in_background(LB.parse().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(rx.try_recv().is_err(), "held while reloading");
+    let unit = include_str!("../config/plugctl.service");
+    let stop = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStop="))
+        .expect("the unit has ExecStop=");
+    let args: Vec<&str> = stop.split_whitespace().skip(1).collect();
+    println!("ExecStop: {}", p.ok(&args));
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("finished")
+        .expect("connected");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// Issue "harden": the state record's lock is private (no other user can

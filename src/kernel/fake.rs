@@ -35,6 +35,9 @@ pub struct FakeKernel {
     pub fail_listeners: bool,
     /// How many times the qdiscs were dumped (reads are not in `calls`).
     pub qdisc_dumps: usize,
+    /// How many other reads were made: filter, nf_tables rule and
+    /// listening-socket dumps.
+    pub other_reads: usize,
 }
 
 impl FakeKernel {
@@ -97,6 +100,7 @@ impl Kernel for FakeKernel {
     }
 
     fn filters(&mut self, _ifindex: i32, parent: Handle) -> Result<Vec<Filter>, NlError> {
+        self.other_reads += 1;
         Ok(self
             .filters
             .iter()
@@ -228,6 +232,7 @@ impl Kernel for FakeKernel {
         _table: &str,
         _chain: &str,
     ) -> Result<Option<Vec<Option<Rule>>>, NlError> {
+        self.other_reads += 1;
         Ok(self
             .table
             .as_ref()
@@ -235,6 +240,7 @@ impl Kernel for FakeKernel {
     }
 
     fn nft_set(&mut self, _table: &str, set: &str) -> Result<Option<DumpedSet>, NlError> {
+        self.other_reads += 1;
         Ok(self
             .sets
             .iter()
@@ -243,6 +249,7 @@ impl Kernel for FakeKernel {
     }
 
     fn nft_set_elems(&mut self, _table: &str, set: &str) -> Result<Option<Vec<SetElem>>, NlError> {
+        self.other_reads += 1;
         Ok(self
             .sets
             .iter()
@@ -297,6 +304,7 @@ impl Kernel for FakeKernel {
     }
 
     fn listeners(&mut self) -> Result<Vec<Listener>, NlError> {
+        self.other_reads += 1;
         if self.fail_listeners {
             return Err(NlError::Kernel(KernelError {
                 errno: libc::EPERM,
