@@ -104,15 +104,21 @@ fn planted_symlinks_are_not_followed() {
 #[test]
 fn no_one_can_block_a_release() {
     let r = in_netns(
-        r#"$PLUGCTL --state-dir "$STATE" release 2>/dev/null; echo "rc=$?"
+        r#"wait_for() { for _ in $(seq 400); do [ -e "$1" ] && return; sleep 0.05; done; echo "never: $1"; }
+        $PLUGCTL --state-dir "$STATE" release 2>/dev/null; echo "rc=$?"
         lock=$(ls "$STATE"/*.lock)
         # As nobody: neither flock nor an fcntl read lock can be had.
         setpriv --reuid=65534 --regid=65534 --clear-groups flock -n -s "$lock" true 2>/dev/null && echo "nobody-flock=ok"
         setpriv --reuid=65534 --regid=65534 --clear-groups cat "$lock" 2>/dev/null && echo "nobody-open=ok"
         stat -c 'lock-mode=%a' "$lock"
         # A root flock (what an older plugctl took) no longer blocks anything.
-        flock -x "$lock" sleep 3 & f=$!
-        sleep 0.3
+        python3 -c '
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(30)' "$lock" "$STATE/flocked" & f=$!
+        wait_for "$STATE/flocked"
         start=$(date +%s%N)
         timeout 20 $PLUGCTL --state-dir "$STATE" release 2>/dev/null; echo "rc=$?"
         echo "ms=$(( ($(date +%s%N) - start) / 1000000 ))"
@@ -122,14 +128,15 @@ fn no_one_can_block_a_release() {
 import fcntl, os, struct, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR)
 fcntl.fcntl(fd, 37, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 1, 0))  # F_OFD_SETLK
-print("locked", flush=True)
-time.sleep(8)' "$lock" & p=$!
-        sleep 0.5
+open(sys.argv[2], "w").close()
+time.sleep(30)' "$lock" "$STATE/ofd-locked" & p=$!
+        wait_for "$STATE/ofd-locked"
         start=$(date +%s%N)
         timeout 20 $PLUGCTL --state-dir "$STATE" release; echo "rc=$?"
         echo "ms=$(( ($(date +%s%N) - start) / 1000000 ))"
         kill $p"#,
     );
+    assert!(!r.stdout.contains("never:"), "{}{}", r.stdout, r.stderr);
     let rcs = rc_lines(&r.stdout);
     assert_eq!(rcs, ["rc=8", "rc=8", "rc=8"], "{}{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains("nobody-flock=ok"), "{}", r.stdout);
@@ -289,19 +296,29 @@ fn a_bad_plug_lease_is_a_usage_error() {
 fn sighup_and_sigquit_leave_a_record() {
     let r = in_netns(
         r#"mkdir -p "$STATE"
+        # Each step waits for what it needs to have happened (CMD's handlers
+        # installed, plugctl's note of the signal), never for a fixed time.
+        wait_for() { for _ in $(seq 400); do grep -qs "$2" "$1" && return; sleep 0.05; done; echo "never: $2 in $1"; }
         for sig in HUP QUIT; do
             $PLUGCTL --state-dir "$STATE/s" reload --record "$STATE/rec.$sig" -- \
-                python3 -c 'import signal, sys, time
+                python3 -c 'import os, signal, sys, time
 signal.signal(signal.SIGHUP, lambda *a: sys.exit(11))
 signal.signal(signal.SIGQUIT, lambda *a: sys.exit(12))
-time.sleep(1.5)' 2>/dev/null &
+open(sys.argv[1], "w").write("ready")
+for _ in range(600):
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.05)' "$STATE/ready.$sig" "$STATE/go.$sig" 2>"$STATE/err.$sig" &
             p=$!
-            sleep 0.7
+            wait_for "$STATE/ready.$sig" ready
             kill -$sig $p
+            wait_for "$STATE/err.$sig" "got signal"
+            touch "$STATE/go.$sig"
             wait $p; echo "rc=$?"
             cat "$STATE/rec.$sig"; echo
         done"#,
     );
+    assert!(!r.stdout.contains("never:"), "{}{}", r.stdout, r.stderr);
     assert_eq!(
         rc_lines(&r.stdout),
         ["rc=0", "rc=12"],
