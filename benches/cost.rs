@@ -4,6 +4,16 @@
 //! plug (plugctl's tree is Yelp's layout: `prio 1:`, `plug 40:` on `1:4`).
 //! Prints the median wall time of each and the ratio plugctl / Yelp.
 //!
+//! Each plugctl binary is timed three ways:
+//! - `reload --no-wait -- true`: what Yelp's sequence does (release when
+//!   the command returns), so the ratio compares the same work;
+//! - `reload --quiet-window 0s -- true`: the default's observed hand-over
+//!   (listener snapshot, drain check, one look after the command) without
+//!   its deliberate wait;
+//! - `reload -- true`: the default. `true` changes no listener, so it
+//!   releases after the quiet window (300 ms): a wait for an asynchronous
+//!   reload (`kill -USR2`), not a cost of plugctl's.
+//!
 //! Run it with `benches/cost.sh` (natively if the kernel has
 //! sch_prio/sch_plug/cls_fw, else in the VM lab). A benchmark, not a test:
 //! the figures are only compared within one run.
@@ -55,6 +65,17 @@ fn median(v: &[f64]) -> f64 {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
+
+/// The ways each plugctl binary is timed: a label and the arguments
+/// before `-- true`.
+const MODES: [(&str, &[&str]); 3] = [
+    ("reload --no-wait -- true", &["reload", "--no-wait"]),
+    (
+        "reload --quiet-window 0s -- true",
+        &["reload", "--quiet-window", "0s"],
+    ),
+    ("reload -- true (default)", &["reload"]),
+];
 
 fn main() {
     let mut plugctls: Vec<String> = vec![];
@@ -109,20 +130,26 @@ fn main() {
     // Warm up each command once (page cache, module loading).
     yelp("--buffer");
     yelp("--release-indefinite");
-    for p in &plugctls {
+    // Every contender: a binary and a mode.
+    let contenders: Vec<(&String, &(&str, &[&str]))> = plugctls
+        .iter()
+        .flat_map(|p| MODES.iter().map(move |m| (p, m)))
+        .collect();
+    for (p, (_, args)) in &contenders {
         must(
             plugctl(p)
-                .args(["reload", "--", "true"])
+                .args(*args)
+                .args(["--", "true"])
                 .stderr(Stdio::null()),
         );
     }
 
     let mut yelp_ms = vec![];
-    let mut plug_ms = vec![vec![]; plugctls.len()];
+    let mut plug_ms = vec![vec![]; contenders.len()];
     for r in 0..rounds {
         // Alternate who goes first, so neither always follows the other.
         let mut order: Vec<Option<usize>> = std::iter::once(None)
-            .chain((0..plugctls.len()).map(Some))
+            .chain((0..contenders.len()).map(Some))
             .collect();
         if r % 2 == 1 {
             order.reverse();
@@ -135,9 +162,11 @@ fn main() {
                     yelp("--release-indefinite");
                 })),
                 Some(i) => plug_ms[i].push(time(|| {
+                    let (p, (_, args)) = contenders[i];
                     must(
-                        plugctl(&plugctls[i])
-                            .args(["reload", "--", "true"])
+                        plugctl(p)
+                            .args(*args)
+                            .args(["--", "true"])
                             .stderr(Stdio::null()),
                     )
                 })),
@@ -153,11 +182,11 @@ fn main() {
         "  {:60} {y:8.1}",
         "yelp: nl-qdisc-add --buffer; true; nl-qdisc-add --release-indefinite"
     );
-    for (p, ms) in plugctls.iter().zip(&plug_ms) {
+    for ((p, (mode, _)), ms) in contenders.iter().zip(&plug_ms) {
         let m = median(ms);
         println!(
             "  {:60} {m:8.1}   ratio plugctl/yelp {:.2}",
-            format!("{p} reload -- true"),
+            format!("{p} {mode}"),
             m / y
         );
     }
@@ -169,7 +198,7 @@ fn main() {
     };
     println!("samples (ms):");
     println!("  yelp: {}", all(&yelp_ms));
-    for (p, ms) in plugctls.iter().zip(&plug_ms) {
-        println!("  {p}: {}", all(ms));
+    for ((p, (mode, _)), ms) in contenders.iter().zip(&plug_ms) {
+        println!("  {p} {mode}: {}", all(ms));
     }
 }
