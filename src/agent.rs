@@ -122,6 +122,12 @@ impl<K: Kernel + Send + 'static> Agent<K> {
     /// Hold new connections until the returned guard is released or dropped.
     /// A watchdog process is armed first, so even if this process dies the
     /// hold is given back.
+    ///
+    /// New connections are steered into the plug only while the hold's
+    /// lease lasts: the config's `max_hold` + [`crate::hold::lease::GRACE`].
+    /// A guard kept longer no longer holds new connections (those held
+    /// already stay held until it is released): set `max_hold` to the
+    /// longest hold the caller takes.
     pub async fn hold(&self, what: &str) -> Result<HoldGuard<K>, Error> {
         if !crate::kernel::has_net_admin() {
             return Err(Error::Permission {
