@@ -64,7 +64,7 @@ pub enum Error {
     /// The reload command could not be started.
     #[error("cannot run {command:?}: {source}")]
     CommandStart {
-        /// argv[0].
+        /// `argv[0]`.
         command: String,
         /// Why.
         source: std::io::Error,

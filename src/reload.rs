@@ -40,7 +40,7 @@ pub struct ReloadOptions {
     /// Run the command as this user and group instead of plugctl's own.
     pub user: Option<RunAs>,
     /// After the command returns, hold until these ports have a new
-    /// listener and no old one (see [`crate::ready`]).
+    /// listener and no old one (see [`crate::handover`]).
     pub wait_listen: Vec<ListenSpec>,
     /// How long readiness must hold before releasing.
     pub settle: Duration,

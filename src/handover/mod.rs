@@ -3,7 +3,7 @@
 //! By default (`plugctl reload -- CMD`) the hand-over is observed: the
 //! listeners on the protected addresses are snapshot when the hold begins
 //! and polled after CMD returns, and a pure rule ([`rule`]) over the two
-//! snapshots says, per port, whether it is safe ([`snapshot`] takes them).
+//! snapshots says, per port, whether it is safe ([`mod@snapshot`] takes them).
 //!
 //! `reload --wait-listen [ADDR:]PORT` (this file) is the explicit form:
 //! after the reload command returns, keep holding until, for every named

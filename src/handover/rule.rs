@@ -1,7 +1,7 @@
 //! The hand-over rule: a pure function of two snapshots of the listeners
 //! on the protected addresses (one taken when the hold began, one now) and
 //! the time since the reload command returned. No I/O here: the snapshots
-//! are taken by [`super::snapshot`].
+//! are taken by [`mod@super::snapshot`].
 //!
 //! Per port (sockets told apart by cookie; "old" = listening when the hold
 //! began, "new" = not):
