@@ -599,7 +599,13 @@ fn kill_9_of_every_plugctl_process_ends_with_the_lease() {
     let kids = children_of(pid);
     let watchdogs: Vec<u32> = kids
         .iter()
-        .filter(|(_, cmd)| cmd.contains("__watchdog"))
+        // Forked by the CLI (named plugctl-wdog), or executed again
+        // (`plugctl __watchdog ID`).
+        .filter(|(c, cmd)| {
+            cmd.contains("__watchdog")
+                || std::fs::read_to_string(format!("/proc/{c}/comm"))
+                    .is_ok_and(|n| n.trim() == plugctl::watchdog::FORKED_NAME)
+        })
         .map(|(c, _)| *c)
         .collect();
     assert_eq!(watchdogs.len(), 1, "the reload's children: {kids:?}");
