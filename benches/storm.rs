@@ -146,7 +146,7 @@ fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
     let yelp_plug = |action| format!("nl-qdisc-add {} {action}", YELP_PLUG.join(" "));
     let hap = format!("haproxy -f {dir}/h.cfg -p {dir}/h.pid -D");
     let sf = format!("-sf $(cat {dir}/h.pid)");
-    let st = format!("--state-dir {dir}/state --port {PORT}");
+    let st = format!("--state-dir {dir}/state --port {PORT} reload --record {dir}/records.jsonl");
     // Cold restart: stop, then start again after a gap, in the background:
     // the command returns before the new listener exists.
     let cold = format!("kill $(cat {dir}/h.pid); (sleep 0.3; {hap}) >/dev/null 2>&1 &");
@@ -155,7 +155,7 @@ fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
         // max-hold is generous: under TCG HAProxy takes seconds to start.
         // No flags but max-hold: the default (the observed hand-over) is
         // what is measured.
-        "plugctl" => format!("{plugctl} {st} reload --max-hold 30s -- {hap} {sf}"),
+        "plugctl" => format!("{plugctl} {st} --max-hold 30s -- {hap} {sf}"),
         "yelp" => format!(
             "{}; {hap} {sf}; sleep 0.010; {}",
             yelp_plug("--buffer"),
@@ -169,7 +169,7 @@ fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
             wait_listening()
         ),
         "cold+plugctl" => format!(
-            "{plugctl} {st} reload --max-hold 30s -- bash -c '{}'",
+            "{plugctl} {st} --max-hold 30s -- bash -c '{}'",
             cold.replace('\'', "'\\''")
         ),
         m => panic!("unknown method {m}"),
@@ -290,6 +290,8 @@ struct Run {
     windows: Vec<(f64, f64)>,
     /// The kernel's own drop counters in the method's netns after the run.
     counters: String,
+    /// What plugctl's reload records say (plugctl methods only).
+    records: Option<String>,
 }
 
 /// Counters that say where SYNs and connections were lost (this thread's
@@ -384,7 +386,61 @@ fn run_method(method: &str, a: &Args) -> Run {
         samples,
         windows,
         counters: counters(),
+        records: records_summary(&format!("{dir}/records.jsonl")),
     }
+}
+
+/// Percentiles of one field over plugctl's reload records (`--record`):
+/// how long each hold lasted, how long the drain took, how many SYNs each
+/// release let go at once, and which warnings were given how often.
+fn records_summary(path: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let recs: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let field = |get: &dyn Fn(&serde_json::Value) -> Option<f64>| {
+        let mut v: Vec<f64> = recs.iter().filter_map(get).collect();
+        let n = v.len();
+        format!(
+            "p50 {:.0} / p90 {:.0} / max {:.0}",
+            pct(&mut v, 0.5),
+            pct(&mut v, 0.9),
+            if n > 0 { pct(&mut v, 1.0) } else { 0.0 }
+        )
+    };
+    let mut warnings: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in &recs {
+        for w in r["warnings"].as_array().into_iter().flatten() {
+            // The warning's kind: its words before the first figure or colon.
+            let w = w.as_str().unwrap_or("");
+            let kind: String = w
+                .split([':', '(', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            *warnings.entry(kind).or_default() += 1;
+        }
+    }
+    let warnings: Vec<String> = warnings
+        .iter()
+        .map(|(k, n)| format!("{n}× \"{k}\""))
+        .collect();
+    Some(format!(
+        "{} reloads; held ms {}; drain ms {}; waited after the command ms {}; \
+         SYNs held at release {}; warnings: {}",
+        recs.len(),
+        field(&|r| r["held_ms"].as_f64()),
+        field(&|r| r["handover"]["drain_ms"].as_f64()),
+        field(&|r| r["waited_for_listen_ms"].as_f64()),
+        field(&|r| r["packets"].as_f64()),
+        if warnings.is_empty() {
+            "none".into()
+        } else {
+            warnings.join(", ")
+        }
+    ))
 }
 
 fn pct(v: &mut [f64], q: f64) -> f64 {
@@ -456,6 +512,14 @@ fn table(runs: &[Run], rate: u32, gap_ms: u64) -> String {
                 &r.counters
             }
         );
+    }
+    if runs.iter().any(|r| r.records.is_some()) {
+        t += "\nplugctl's reload records (`--record`):\n";
+        for r in runs {
+            if let Some(rec) = &r.records {
+                t += &format!("{}: {rec}.\n", r.method);
+            }
+        }
     }
     t += "\nFailures by error:\n";
     // Which errors the failures were, so that no class hides a cause.
