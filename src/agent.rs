@@ -204,6 +204,14 @@ impl<K: Kernel + Send + 'static> HoldGuard<K> {
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
+    /// What is held now: the SYNs waiting in the plug.
+    pub async fn held_now(&self) -> Result<crate::hold::Counters, Error> {
+        let ctl = self.ctl.clone();
+        tokio::task::spawn_blocking(move || locked(&ctl).held_now())
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
     /// Give the hold back now, from synchronous code.
     pub fn release_blocking(mut self) -> Result<HoldStats, Error> {
         release_now(&self.ctl, self.id.take(), self.watchdog.take())

@@ -254,6 +254,11 @@ impl<K: Kernel> Controller<K> {
         })
     }
 
+    /// What the hold mechanism holds now (the plug's queue).
+    pub fn held_now(&mut self) -> Result<Counters, Error> {
+        self.backend.held(&mut self.kernel)
+    }
+
     /// Take a hold for this process (see [`Controller::hold_as`]).
     pub fn hold(&mut self, what: &str) -> Result<HoldId, Error> {
         self.hold_as(new_holder_id(), what)

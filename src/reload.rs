@@ -88,6 +88,9 @@ pub struct HandoverRecord {
     pub drain_ms: Option<f64>,
     /// The accept queues were empty when the command ran.
     pub drained: bool,
+    /// SYNs the plug held when the drain ended (it ends once they are as
+    /// many as the connections still queued).
+    pub drain_held: u32,
 }
 
 /// One port's hand-over.
@@ -322,7 +325,15 @@ pub async fn reload<K: Kernel + Send + 'static>(
                     record.handover.stale.push(st.to_string());
                 }
                 let queued;
-                (queued, pending) = drain(agent, opts, &b, &mut signals, &mut record).await;
+                (queued, pending) = drain(
+                    agent,
+                    hold.guard.as_ref(),
+                    opts,
+                    &b,
+                    &mut signals,
+                    &mut record,
+                )
+                .await;
                 Watch::Observed(Box::new(b), queued)
             }
             Err(e) => {
@@ -448,13 +459,23 @@ fn burst_check(record: &mut ReloadRecord) {
 const DRAIN_SHARE: u32 = 4;
 /// The drain gives up when the queues have not shrunk for this long.
 const DRAIN_STALL: Duration = Duration::from_secs(1);
+/// How often the drain looks at what the plug holds (every this many polls).
+const DRAIN_PLUG_EVERY: u32 = 10;
 
 /// Before the command: with the plug closed no new connection reaches the
 /// old listeners, and the old process keeps accepting what is queued. Wait
 /// (bounded by a quarter of max-hold) until their accept queues are empty,
 /// so a listener that closes during the reload resets nothing.
+///
+/// The drain also ends once the plug holds as many SYNs as the old queues
+/// still have connections: draining longer could save at most those from
+/// a reset, and makes more than that many new connections wait, all
+/// released at once into a service that is not keeping up (an overloaded
+/// service's queue drains slowly while new SYNs pile up; waiting for it
+/// would make every release burst bigger than the last).
 async fn drain<K: Kernel + Send + 'static>(
     agent: &Agent<K>,
+    guard: Option<&HoldGuard<K>>,
     opts: &ReloadOptions,
     base: &Baseline,
     signals: &mut Signals,
@@ -479,7 +500,9 @@ async fn drain<K: Kernel + Send + 'static>(
     // from (a stuck or paused process): waiting longer would only delay.
     let mut progress = Instant::now();
     let mut pending = None;
-    while left > 0 && start.elapsed() < bound && progress.elapsed() < DRAIN_STALL {
+    let mut polls = 0u32;
+    let mut held = 0u32;
+    while left > 0 && start.elapsed() < bound && progress.elapsed() < DRAIN_STALL && held < left {
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             sig = signals.recv() => {
@@ -498,14 +521,21 @@ async fn drain<K: Kernel + Send + 'static>(
             }
             Err(_) => break,
         }
+        polls += 1;
+        if let (Some(g), 0) = (guard, polls % DRAIN_PLUG_EVERY) {
+            if let Ok(c) = g.held_now().await {
+                held = c.packets;
+            }
+        }
     }
+    record.handover.drain_held = held;
     record.handover.drain_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
     record.handover.drained = left == 0;
     if left > 0 {
         warn(
             record,
             format!(
-                "{left} connections were still queued on the old listeners after {:?} (bound: a quarter of max-hold, or {DRAIN_STALL:?} without progress); running the command anyway",
+                "{left} connections were still queued on the old listeners after {:?} (bound: a quarter of max-hold, {DRAIN_STALL:?} without progress, or as many new SYNs held: {held}); running the command anyway",
                 start.elapsed()
             ),
         );

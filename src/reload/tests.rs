@@ -389,6 +389,49 @@ async fn a_queue_that_never_drains_is_not_waited_for_long() {
     assert_eq!(rec.handover.ports[0].queued_at_command, 3);
 }
 
+/// An overloaded service: its old queue shrinks slowly while new SYNs pile
+/// up in the plug. The drain stops once the plug holds as many as are still
+/// queued, long before the queue would be empty.
+#[tokio::test]
+async fn the_drain_ends_when_the_plug_holds_as_many_as_are_queued() {
+    let lab = Lab::new(true);
+    let queued = |n| plugctl_netlink::diag::Listener {
+        rqueue: n,
+        ..listener(1)
+    };
+    lab.kernel(|k| k.listeners = vec![queued(400)]);
+    let agent = lab.agent.clone();
+    let load = tokio::spawn(async move {
+        // 20 ms later: 390 queued, 500 SYNs held.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        agent.with_controller(|c| {
+            let k = c.kernel_mut();
+            k.listeners = vec![queued(390)];
+            for q in k.qdiscs.iter_mut().filter(|q| q.kind.name() == "plug") {
+                q.stats.qlen = 500;
+            }
+        });
+    });
+    let o = ReloadOptions {
+        quiet: Duration::from_millis(10),
+        max_hold: Duration::from_secs(60),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
+    load.await.unwrap();
+    let h = &rec.handover;
+    assert!(!h.drained, "{rec:?}");
+    assert_eq!(h.drain_held, 500, "{rec:?}");
+    // Not the 1 s stall bound, nor a quarter of max-hold (15 s).
+    assert!(h.drain_ms.is_some_and(|ms| ms < 900.0), "{rec:?}");
+    assert!(
+        rec.warnings
+            .iter()
+            .any(|w| w.contains("390 connections were still queued") && w.contains("held: 500")),
+        "{rec:?}"
+    );
+}
+
 #[test]
 fn a_burst_beyond_the_free_backlog_is_warned_about() {
     let mut rec = ReloadRecord {
