@@ -382,20 +382,11 @@ fn main() -> ExitCode {
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    let log = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .without_time();
-    // A filter of directives only when PLUGCTL_LOG asks for one: building
-    // it costs every run (a reload's start-up is what it costs most).
-    match std::env::var_os("PLUGCTL_LOG") {
-        Some(_) => log
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("PLUGCTL_LOG")
-                    .unwrap_or_else(|_| level.as_str().to_lowercase().into()),
-            )
-            .init(),
-        None => log.with_max_level(level).init(),
-    }
+        .without_time()
+        .with_max_level(level)
+        .init();
     match run(&cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
