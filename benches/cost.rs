@@ -24,11 +24,12 @@
 //!
 //! Every `--plugctl` binary (e.g. this branch's and main's) is timed in the
 //! same interleaved rounds. `--copy-to DIR` also times a copy of each in
-//! DIR: in the VM lab the binaries live on the host's filesystem, shared
-//! over 9p without a page cache, so every start of a 4 MB binary reads what
-//! it touches from the host again (Yelp's nl-qdisc-add and its libraries
-//! too, but they are smaller); a copy on the guest's tmpfs shows what a
-//! local disk would.
+//! DIR, and Yelp's `nl-qdisc-add` and `true` copied there too: in the VM
+//! lab the binaries live on the host's filesystem, shared over 9p without a
+//! page cache, so every start of a 3 MB binary reads what it touches from
+//! the host again (Yelp's nl-qdisc-add and its libraries too, but they are
+//! smaller); copies on the guest's tmpfs show what a local disk would. Each
+//! plugctl row's ratio is against Yelp's sequence run from the same place.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -77,6 +78,40 @@ const MODES: [(&str, &[&str]); 3] = [
     ("reload -- true (default)", &["reload"]),
 ];
 
+/// One way to reload, timed in every round.
+enum Contender {
+    /// Yelp's sequence with these `nl-qdisc-add` and `true` programs.
+    Yelp { nl: String, tru: String },
+    /// A `plugctl` binary in one of [`MODES`].
+    Plugctl { bin: String, mode: usize },
+}
+
+impl Contender {
+    fn label(&self) -> String {
+        match self {
+            Contender::Yelp { nl, tru } => {
+                format!("yelp: {nl} --buffer; {tru}; {nl} --release-indefinite")
+            }
+            Contender::Plugctl { bin, mode } => format!("{bin} {}", MODES[*mode].0),
+        }
+    }
+}
+
+/// `prog`'s path: as given if it names a file, else found on PATH.
+fn which(prog: &str) -> String {
+    if prog.contains('/') {
+        return prog.into();
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(prog))
+                .find(|p| p.is_file())
+        })
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| panic!("{prog} not found on PATH"))
+}
+
 fn main() {
     let mut plugctls: Vec<String> = vec![];
     let mut rounds = 15usize;
@@ -91,8 +126,8 @@ fn main() {
                     .and_then(|n| n.parse().ok())
                     .expect("--rounds N")
             }
-            // `cargo bench` passes --bench.
             "--copy-to" => copy_to = Some(args.next().expect("--copy-to DIR")),
+            // `cargo bench` passes --bench.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -101,17 +136,52 @@ fn main() {
         eprintln!("cost: no --plugctl given: nothing to compare (run benches/cost.sh)");
         return;
     }
+    // Groups of contenders that start their programs from one place: the
+    // given paths, then (with --copy-to) copies of them all in DIR.
+    let mut groups = vec![(which("nl-qdisc-add"), which("true"), plugctls.clone())];
     if let Some(dir) = &copy_to {
         std::fs::create_dir_all(dir).expect("--copy-to DIR");
-        for (i, p) in plugctls.clone().iter().enumerate() {
-            let name = std::path::Path::new(p)
-                .file_name()
-                .map_or("plugctl".into(), |n| n.to_string_lossy().into_owned());
-            let copy = format!("{dir}/{i}-{name}");
-            std::fs::copy(p, &copy).expect("copying a plugctl binary");
-            plugctls.push(copy);
+        let copy = |from: &str, name: String| {
+            let to = format!("{dir}/{name}");
+            std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copying {from}: {e}"));
+            to
+        };
+        let (nl, tru, _) = &groups[0];
+        let copied = (
+            copy(nl, "nl-qdisc-add".into()),
+            copy(tru, "true".into()),
+            plugctls
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let name = std::path::Path::new(p)
+                        .file_name()
+                        .map_or("plugctl".into(), |n| n.to_string_lossy().into_owned());
+                    copy(p, format!("{i}-{name}"))
+                })
+                .collect(),
+        );
+        groups.push(copied);
+    }
+    // Every contender, and the index of the Yelp run it is compared with.
+    let mut contenders: Vec<(Contender, usize)> = vec![];
+    for (nl, tru, bins) in &groups {
+        let yelp = contenders.len();
+        contenders.push((
+            Contender::Yelp {
+                nl: nl.clone(),
+                tru: tru.clone(),
+            },
+            yelp,
+        ));
+        for bin in bins {
+            for mode in 0..MODES.len() {
+                let bin = bin.clone();
+                contenders.push((Contender::Plugctl { bin, mode }, yelp));
+            }
         }
     }
+
     // A network namespace of its own: the tree never touches the host's lo.
     // SAFETY: unshare(2) on this single-threaded process.
     assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
@@ -124,81 +194,53 @@ fn main() {
         c
     };
     must(plugctl(&plugctls[0]).arg("setup"));
-    let yelp = |action: &str| {
-        must(quiet("nl-qdisc-add").args(YELP_PLUG).arg(action));
-    };
-    // Warm up each command once (page cache, module loading).
-    yelp("--buffer");
-    yelp("--release-indefinite");
-    // Every contender: a binary and a mode.
-    let contenders: Vec<(&String, &(&str, &[&str]))> = plugctls
-        .iter()
-        .flat_map(|p| MODES.iter().map(move |m| (p, m)))
-        .collect();
-    for (p, (_, args)) in &contenders {
-        must(
-            plugctl(p)
-                .args(*args)
+    let run = |c: &Contender| match c {
+        Contender::Yelp { nl, tru } => {
+            must(quiet(nl).args(YELP_PLUG).arg("--buffer"));
+            must(&mut Command::new(tru));
+            must(quiet(nl).args(YELP_PLUG).arg("--release-indefinite"));
+        }
+        Contender::Plugctl { bin, mode } => must(
+            plugctl(bin)
+                .args(MODES[*mode].1)
                 .args(["--", "true"])
                 .stderr(Stdio::null()),
-        );
+        ),
+    };
+    // Warm up each once (page cache, module loading).
+    for (c, _) in &contenders {
+        run(c);
     }
-
-    let mut yelp_ms = vec![];
-    let mut plug_ms = vec![vec![]; contenders.len()];
+    let mut ms = vec![vec![]; contenders.len()];
     for r in 0..rounds {
-        // Alternate who goes first, so neither always follows the other.
-        let mut order: Vec<Option<usize>> = std::iter::once(None)
-            .chain((0..contenders.len()).map(Some))
-            .collect();
+        // Alternate the order, so that none always follows another.
+        let mut order: Vec<usize> = (0..contenders.len()).collect();
         if r % 2 == 1 {
             order.reverse();
         }
-        for who in order {
-            match who {
-                None => yelp_ms.push(time(|| {
-                    yelp("--buffer");
-                    must(&mut Command::new("true"));
-                    yelp("--release-indefinite");
-                })),
-                Some(i) => plug_ms[i].push(time(|| {
-                    let (p, (_, args)) = contenders[i];
-                    must(
-                        plugctl(p)
-                            .args(*args)
-                            .args(["--", "true"])
-                            .stderr(Stdio::null()),
-                    )
-                })),
-            }
+        for i in order {
+            ms[i].push(time(|| run(&contenders[i].0)));
         }
     }
     must(plugctl(&plugctls[0]).arg("teardown"));
     let _ = std::fs::remove_dir_all(&state);
 
-    let y = median(&yelp_ms);
     println!("cost of one reload, median of {rounds} interleaved rounds (ms):");
-    println!(
-        "  {:60} {y:8.1}",
-        "yelp: nl-qdisc-add --buffer; true; nl-qdisc-add --release-indefinite"
-    );
-    for ((p, (mode, _)), ms) in contenders.iter().zip(&plug_ms) {
-        let m = median(ms);
-        println!(
-            "  {:60} {m:8.1}   ratio plugctl/yelp {:.2}",
-            format!("{p} {mode}"),
-            m / y
-        );
+    let medians: Vec<f64> = ms.iter().map(|v| median(v)).collect();
+    for (i, (c, yelp)) in contenders.iter().enumerate() {
+        match c {
+            Contender::Yelp { .. } => println!("  {:72} {:8.1}", c.label(), medians[i]),
+            Contender::Plugctl { .. } => println!(
+                "  {:72} {:8.1}   ratio plugctl/yelp {:.2}",
+                c.label(),
+                medians[i],
+                medians[i] / medians[*yelp]
+            ),
+        }
     }
-    let all = |v: &[f64]| {
-        v.iter()
-            .map(|x| format!("{x:.0}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     println!("samples (ms):");
-    println!("  yelp: {}", all(&yelp_ms));
-    for ((p, (mode, _)), ms) in contenders.iter().zip(&plug_ms) {
-        println!("  {p} {mode}: {}", all(ms));
+    for (i, (c, _)) in contenders.iter().enumerate() {
+        let all: Vec<String> = ms[i].iter().map(|x| format!("{x:.0}")).collect();
+        println!("  {}: {}", c.label(), all.join(" "));
     }
 }
