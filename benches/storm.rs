@@ -412,14 +412,18 @@ fn records_summary(path: &str) -> Option<String> {
     let mut warnings: std::collections::BTreeMap<String, usize> = Default::default();
     for r in &recs {
         for w in r["warnings"].as_array().into_iter().flatten() {
-            // The warning's kind: its words before the first figure or colon.
+            // The warning's kind: its words up to the first colon or
+            // parenthesis, every figure as N.
             let w = w.as_str().unwrap_or("");
-            let kind: String = w
-                .split([':', '(', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
+            let head = w.split([':', '(']).next().unwrap_or("").trim();
+            let mut kind = String::new();
+            for c in head.chars() {
+                match (c.is_ascii_digit() || c == '.', kind.ends_with('N')) {
+                    (true, true) => {}
+                    (true, false) => kind.push('N'),
+                    (false, _) => kind.push(c),
+                }
+            }
             *warnings.entry(kind).or_default() += 1;
         }
     }
@@ -427,10 +431,26 @@ fn records_summary(path: &str) -> Option<String> {
         .iter()
         .map(|(k, n)| format!("{n}× \"{k}\""))
         .collect();
+    let mut modes: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in &recs {
+        let m = r["handover"]["mode"].as_str().unwrap_or("?").to_string();
+        *modes.entry(m).or_default() += 1;
+    }
+    let modes: Vec<String> = modes.iter().map(|(m, n)| format!("{m} {n}")).collect();
+    let queued_at_hold = |r: &serde_json::Value| {
+        r["handover"]["ports"].as_array().map(|ps| {
+            ps.iter()
+                .filter_map(|p| p["queued_at_hold"].as_f64())
+                .sum::<f64>()
+        })
+    };
     Some(format!(
-        "{} reloads; held ms {}; drain ms {}; waited after the command ms {}; \
+        "{} reloads (hand-over mode: {}); connections queued when the hold began {}; \
+         held ms {}; drain ms {}; waited after the command ms {}; \
          SYNs held at release {}; warnings: {}",
         recs.len(),
+        modes.join(", "),
+        field(&queued_at_hold),
         field(&|r| r["held_ms"].as_f64()),
         field(&|r| r["handover"]["drain_ms"].as_f64()),
         field(&|r| r["waited_for_listen_ms"].as_f64()),
