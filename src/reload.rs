@@ -91,10 +91,6 @@ pub struct HandoverRecord {
     /// SYNs the plug held when the drain ended (it ends once they are as
     /// many as the connections still queued).
     pub drain_held: u32,
-    /// The drain ended because new SYNs piled up faster than the old
-    /// queues emptied: the service is not keeping up, so the plug was
-    /// released before the command (mode `overloaded`).
-    pub overloaded: bool,
 }
 
 /// One port's hand-over.
@@ -338,21 +334,7 @@ pub async fn reload<K: Kernel + Send + 'static>(
                     &mut record,
                 )
                 .await;
-                if record.handover.overloaded {
-                    // Holding on would only make the release burst bigger
-                    // than the service can take: do what a reload without
-                    // plugctl does.
-                    let w = format!(
-                        "the service is not keeping up ({} SYNs held while its old queues still had {} connections): released before the command, which runs unprotected",
-                        record.handover.drain_held,
-                        queued.values().sum::<u32>()
-                    );
-                    warn(&mut record, w);
-                    hold.release(&mut record).await;
-                    Watch::Nothing
-                } else {
-                    Watch::Observed(Box::new(b), queued)
-                }
+                Watch::Observed(Box::new(b), queued)
             }
             Err(e) => {
                 cannot_list(&mut record, &e);
@@ -361,7 +343,6 @@ pub async fn reload<K: Kernel + Send + 'static>(
         }
     };
     record.handover.mode = match watch {
-        Watch::Nothing if record.handover.overloaded => "overloaded",
         Watch::Nothing => "none",
         Watch::Listen(_) => "wait-listen",
         Watch::Observed(..) => "observed",
@@ -548,7 +529,6 @@ async fn drain<K: Kernel + Send + 'static>(
         }
     }
     record.handover.drain_held = held;
-    record.handover.overloaded = left > 0 && held >= left;
     record.handover.drain_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
     record.handover.drained = left == 0;
     if left > 0 {

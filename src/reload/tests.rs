@@ -417,15 +417,7 @@ async fn the_drain_ends_when_the_plug_holds_as_many_as_are_queued() {
         max_hold: Duration::from_secs(60),
         ..opts()
     };
-    let marker = lab.dir.join("started");
-    let agent = lab.agent.clone();
-    let m = marker.clone();
-    // What the kernel was told by the time the command ran.
-    let at_command = tokio::spawn(async move {
-        wait_for(&m).await;
-        agent.with_controller(|c| c.kernel_mut().calls.clone())
-    });
-    let rec = reload(&lab.agent, &marked(&marker, 0.2), &o).await.unwrap();
+    let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
     load.await.unwrap();
     let h = &rec.handover;
     assert!(!h.drained, "{rec:?}");
@@ -437,20 +429,6 @@ async fn the_drain_ends_when_the_plug_holds_as_many_as_are_queued() {
             .iter()
             .any(|w| w.contains("390 connections were still queued") && w.contains("held: 500")),
         "{rec:?}"
-    );
-    // Not keeping up: the plug opened before the command ran.
-    assert!(h.overloaded, "{rec:?}");
-    assert_eq!(h.mode, "overloaded", "{rec:?}");
-    assert!(
-        rec.warnings.iter().any(|w| w.contains("not keeping up")),
-        "{rec:?}"
-    );
-    let calls = at_command.await.unwrap();
-    let plug: Vec<_> = calls.iter().filter(|c| c.contains("plug 40:")).collect();
-    assert_eq!(
-        plug,
-        [CLOSE, OPEN],
-        "the plug was open before the command ran"
     );
 }
 
