@@ -138,6 +138,9 @@ fn wait_listening() -> String {
     format!("while ! ss -Hltn 'sport = :{PORT}' | grep -q {PORT}; do sleep 0.01; done")
 }
 
+/// plugctl's timing flags for the VM lab (see reload_script).
+const TCG_SCALED: &str = "--max-hold 30s --quiet-window 3s";
+
 /// The reload command of a method, as a bash script.
 fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
     // The SYN-drop trick: new SYNs to the port are dropped while it runs.
@@ -152,10 +155,11 @@ fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
     let cold = format!("kill $(cat {dir}/h.pid); (sleep 0.3; {hap}) >/dev/null 2>&1 &");
     match method {
         "naive" | "sysctl" => format!("{hap} {sf}"),
-        // max-hold is generous: under TCG HAProxy takes seconds to start.
-        // No flags but max-hold: the default (the observed hand-over) is
-        // what is measured.
-        "plugctl" => format!("{plugctl} {st} --max-hold 30s -- {hap} {sf}"),
+        // max-hold and the quiet window are scaled for TCG (25-90x slower
+        // than native: HAProxy takes seconds to start, and to exit after
+        // SIGTERM, where the 300 ms default window would close first); no
+        // other flags: the default (the observed hand-over) is measured.
+        "plugctl" => format!("{plugctl} {st} {TCG_SCALED} -- {hap} {sf}"),
         "yelp" => format!(
             "{}; {hap} {sf}; sleep 0.010; {}",
             yelp_plug("--buffer"),
@@ -169,7 +173,7 @@ fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
             wait_listening()
         ),
         "cold+plugctl" => format!(
-            "{plugctl} {st} --max-hold 30s -- bash -c '{}'",
+            "{plugctl} {st} {TCG_SCALED} -- bash -c '{}'",
             cold.replace('\'', "'\\''")
         ),
         m => panic!("unknown method {m}"),
