@@ -554,6 +554,24 @@ enum Watch {
     Observed(Box<Baseline>, BTreeMap<u16, u32>),
 }
 
+/// The listening sockets now; if they cannot be listed, a warning that the
+/// wait ends here (the caller releases).
+async fn listeners_or_release<K: Kernel + Send + 'static>(
+    agent: &Agent<K>,
+    record: &mut ReloadRecord,
+) -> Option<Vec<plugctl_netlink::diag::Listener>> {
+    match agent.listeners().await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            warn(
+                record,
+                format!("cannot list listening sockets ({e}); releasing now"),
+            );
+            None
+        }
+    }
+}
+
 fn cannot_list(record: &mut ReloadRecord, e: &Error) {
     warn(
         record,
@@ -600,15 +618,8 @@ async fn observe<K: Kernel + Send + 'static>(
     let mut safe_since: BTreeMap<u16, Option<f64>> = Default::default();
     let mut verdicts: Vec<(u16, rule::Verdict)> = Vec::new();
     loop {
-        let listeners = match agent.listeners().await {
-            Ok(l) => l,
-            Err(e) => {
-                warn(
-                    record,
-                    format!("cannot list listening sockets ({e}); releasing now"),
-                );
-                break;
-            }
+        let Some(listeners) = listeners_or_release(agent, record).await else {
+            break;
         };
         let scan = last_scan.is_none_or(|t| t.elapsed() >= OWNER_RESCAN);
         if scan {
@@ -705,15 +716,8 @@ async fn wait_listen<K: Kernel + Send + 'static>(
 ) {
     let mut settler = Settler::new(opts.settle);
     loop {
-        let listeners = match agent.listeners().await {
-            Ok(l) => l,
-            Err(e) => {
-                warn(
-                    record,
-                    format!("cannot list listening sockets ({e}); releasing now"),
-                );
-                return;
-            }
+        let Some(listeners) = listeners_or_release(agent, record).await else {
+            return;
         };
         let now = ready::snapshot(&opts.wait_listen, &listeners);
         let verdict = ready::check(&opts.wait_listen, before, &now);
