@@ -20,7 +20,11 @@
 //!
 //! ```text
 //! cost --plugctl PATH [--plugctl PATH]... [--rounds N] [--copy-to DIR]
+//!      [--mode no-wait|quiet-0|default]... [--copies-only]
 //! ```
+//!
+//! `--mode` times only the given modes (all three without it);
+//! `--copies-only` times only the copies in `--copy-to DIR`.
 //!
 //! Every `--plugctl` binary (e.g. this branch's and main's) is timed in the
 //! same interleaved rounds. `--copy-to DIR` also times a copy of each in
@@ -67,15 +71,20 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// The ways each plugctl binary is timed: a label and the arguments
-/// before `-- true`.
-const MODES: [(&str, &[&str]); 3] = [
-    ("reload --no-wait -- true", &["reload", "--no-wait"]),
+/// The ways each plugctl binary is timed: a name for `--mode`, a label
+/// and the arguments before `-- true`.
+const MODES: [(&str, &str, &[&str]); 3] = [
     (
+        "no-wait",
+        "reload --no-wait -- true",
+        &["reload", "--no-wait"],
+    ),
+    (
+        "quiet-0",
         "reload --quiet-window 0s -- true",
         &["reload", "--quiet-window", "0s"],
     ),
-    ("reload -- true (default)", &["reload"]),
+    ("default", "reload -- true (default)", &["reload"]),
 ];
 
 /// One way to reload, timed in every round.
@@ -92,7 +101,7 @@ impl Contender {
             Contender::Yelp { nl, tru } => {
                 format!("yelp: {nl} --buffer; {tru}; {nl} --release-indefinite")
             }
-            Contender::Plugctl { bin, mode } => format!("{bin} {}", MODES[*mode].0),
+            Contender::Plugctl { bin, mode } => format!("{bin} {}", MODES[*mode].1),
         }
     }
 }
@@ -116,6 +125,8 @@ fn main() {
     let mut plugctls: Vec<String> = vec![];
     let mut rounds = 15usize;
     let mut copy_to: Option<String> = None;
+    let mut modes: Vec<usize> = vec![];
+    let mut copies_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -127,6 +138,12 @@ fn main() {
                     .expect("--rounds N")
             }
             "--copy-to" => copy_to = Some(args.next().expect("--copy-to DIR")),
+            "--mode" => {
+                let m = args.next().expect("--mode NAME");
+                let i = MODES.iter().position(|(name, ..)| *name == m);
+                modes.push(i.unwrap_or_else(|| panic!("unknown --mode {m}")));
+            }
+            "--copies-only" => copies_only = true,
             // `cargo bench` passes --bench.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -162,6 +179,12 @@ fn main() {
                 .collect(),
         );
         groups.push(copied);
+        if copies_only {
+            groups.remove(0);
+        }
+    }
+    if modes.is_empty() {
+        modes = (0..MODES.len()).collect();
     }
     // Every contender, and the index of the Yelp run it is compared with.
     let mut contenders: Vec<(Contender, usize)> = vec![];
@@ -175,7 +198,7 @@ fn main() {
             yelp,
         ));
         for bin in bins {
-            for mode in 0..MODES.len() {
+            for &mode in &modes {
                 let bin = bin.clone();
                 contenders.push((Contender::Plugctl { bin, mode }, yelp));
             }
@@ -202,7 +225,7 @@ fn main() {
         }
         Contender::Plugctl { bin, mode } => must(
             plugctl(bin)
-                .args(MODES[*mode].1)
+                .args(MODES[*mode].2)
                 .args(["--", "true"])
                 .stderr(Stdio::null()),
         ),

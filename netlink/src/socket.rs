@@ -41,6 +41,9 @@ impl Family {
 /// How long to wait for the kernel's answer before giving up. The kernel
 /// answers within microseconds; this only guards against a bug on our side.
 const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+/// The receive buffer: twice the largest dump datagram the kernel builds
+/// (`netlink_dump()` caps them at 32 KiB).
+const RECV_BUF: usize = 64 * 1024;
 
 /// A bound netlink socket with its own sequence counter.
 pub struct Socket {
@@ -70,7 +73,9 @@ impl Socket {
         Ok(Socket {
             sock,
             seq: seed,
-            buf: vec![0; 64 * 1024],
+            // Capacity only: `recv` writes into the spare capacity, so no
+            // 64 KiB of zeroes are written (and faulted in) per socket.
+            buf: Vec::with_capacity(RECV_BUF),
         })
     }
 
@@ -100,9 +105,9 @@ impl Socket {
 
     fn recv(&mut self, seq: u32, dont_wait: bool) -> Result<Option<Vec<RawMessage>>, Error> {
         let flags = if dont_wait { libc::MSG_DONTWAIT } else { 0 };
-        let mut buf = &mut self.buf[..];
-        match self.sock.recv(&mut buf, flags) {
-            Ok(n) => Ok(Some(split(&self.buf[..n])?)),
+        self.buf.clear();
+        match self.sock.recv(&mut self.buf, flags) {
+            Ok(_) => Ok(Some(split(&self.buf)?)),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && dont_wait => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::Timeout {
                 seq,
