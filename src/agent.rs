@@ -104,6 +104,11 @@ impl<K: Kernel + Send + 'static> Agent<K> {
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
+    /// The state store (what reloads learned lives there too).
+    pub fn store(&self) -> crate::state::Store {
+        locked(&self.ctl).store().clone()
+    }
+
     /// Build the tree (see [`Controller::setup`]).
     pub async fn setup(&self, force: bool) -> Result<Changes, Error> {
         self.blocking(move |c| c.setup(force)).await

@@ -11,7 +11,7 @@
 //! SIGHUP anyway. In every case plugctl then waits for the command, and its
 //! record (summary, `--json`, `--record`) is still written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
@@ -86,11 +86,18 @@ pub struct HandoverRecord {
     /// closed, the old listeners' accept queues were left to empty (bounded
     /// by a quarter of max-hold).
     pub drain_ms: Option<f64>,
-    /// The accept queues were empty when the command ran.
+    /// The accept queues drained were empty when the command ran.
     pub drained: bool,
     /// SYNs the plug held when the drain ended (it ends once they are as
     /// many as the connections still queued).
     pub drain_held: u32,
+    /// Ports not drained: the last reload of this command kept their old
+    /// listeners (see [`crate::state::learned`]).
+    pub drain_skipped: Vec<u16>,
+    /// The drain ended once what was left would take the old process at
+    /// most this long, ms: half the time the old listeners stayed open
+    /// after the last start of this command (`None`: drained in full).
+    pub drain_budget_ms: Option<f64>,
 }
 
 /// One port's hand-over.
@@ -116,6 +123,10 @@ pub struct PortRecord {
     pub backlog_at_hold: u32,
     /// Free places in the accept queues at release (backlog - queued).
     pub free_backlog: u32,
+    /// How long after the command started the old listeners stopped
+    /// listening, ms (`None`: they still listened at release). Remembered
+    /// for the next reload of the same command, unless nothing changed.
+    pub old_open_ms: Option<f64>,
 }
 
 /// What one reload did: printed as the summary line, or as JSON.
@@ -277,6 +288,7 @@ pub async fn reload<K: Kernel + Send + 'static>(
     let mut signals = Signals::new()?;
 
     let what = format!("reload: {}", record.command.join(" "));
+    let key = learned_key(&record.command);
     let mut hold = Hold {
         guard: None,
         since: Instant::now(),
@@ -324,12 +336,17 @@ pub async fn reload<K: Kernel + Send + 'static>(
                     warn(&mut record, st.to_string());
                     record.handover.stale.push(st.to_string());
                 }
+                let learned = agent.store().learned();
+                let plan = DrainPlan::new(&b, |port| learned.old_open(&key, port));
+                record.handover.drain_skipped = plan.skip.iter().copied().collect();
+                record.handover.drain_budget_ms = plan.budget.map(|d| d.as_secs_f64() * 1000.0);
                 let queued;
                 (queued, pending) = drain(
                     agent,
                     hold.guard.as_ref(),
                     opts,
                     &b,
+                    &plan,
                     &mut signals,
                     &mut record,
                 )
@@ -353,6 +370,10 @@ pub async fn reload<K: Kernel + Send + 'static>(
     if let Some(u) = &opts.user {
         u.apply(&mut cmd);
     }
+    // Per port, when (ms after the command started) the old listeners were
+    // first seen gone (see `learn`).
+    let mut closed = Closed::default();
+    closed.start();
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(source) => {
@@ -369,10 +390,21 @@ pub async fn reload<K: Kernel + Send + 'static>(
         hold.release(&mut record).await;
     }
 
+    let mut tick = tokio::time::interval(CLOSE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let status = loop {
         let held = hold.guard.is_some();
+        let base = match &watch {
+            Watch::Observed(b, _) => Some(b),
+            _ => None,
+        };
         tokio::select! {
             st = child.wait() => break st,
+            _ = tick.tick(), if held && base.is_some() => {
+                if let (Some(b), Ok(l)) = (base, agent.listeners().await) {
+                    closed.look(b, &opts.scope, &l);
+                }
+            }
             _ = tokio::time::sleep_until(deadline), if held => {
                 record.max_hold_reached = true;
                 warn(&mut record, format!(
@@ -398,8 +430,8 @@ pub async fn reload<K: Kernel + Send + 'static>(
                 observe(
                     agent,
                     opts,
-                    base,
-                    queued,
+                    (base, queued),
+                    &mut closed,
                     deadline,
                     &mut signals,
                     &mut record,
@@ -412,6 +444,10 @@ pub async fn reload<K: Kernel + Send + 'static>(
         }
     }
     hold.release(&mut record).await;
+    // After the release: nothing here is worth a held SYN's time.
+    if matches!(watch, Watch::Observed(..)) {
+        learn(agent, &key, &record);
+    }
     match status {
         Ok(st) => {
             use std::os::unix::process::ExitStatusExt;
@@ -455,17 +491,157 @@ fn burst_check(record: &mut ReloadRecord) {
     }
 }
 
+/// The command as what is learned is keyed by: its arguments without the
+/// numeric ones (`haproxy … -sf $(cat pidfile)` names other PIDs each time).
+fn learned_key(command: &[String]) -> Vec<String> {
+    command
+        .iter()
+        .filter(|a| a.is_empty() || !a.bytes().all(|b| b.is_ascii_digit()))
+        .cloned()
+        .collect()
+}
+
+/// Remember what this reload showed on each port, for the next reload of
+/// the same command (see [`crate::state::learned`]). A reload cut short
+/// (max-hold, a signal) shows nothing.
+fn learn<K: Kernel + Send + 'static>(agent: &Agent<K>, key: &[String], record: &ReloadRecord) {
+    if record.max_hold_reached || record.signal.is_some() {
+        return;
+    }
+    let store = agent.store();
+    let mut learned = store.learned();
+    let now = crate::state::now_ms();
+    let mut changed = false;
+    // Nothing changed, or only some of a group closed: nothing to tell.
+    let silent = [
+        rule::Verdict::Unchanged.name(),
+        rule::Verdict::Shrank.name(),
+    ];
+    for p in &record.handover.ports {
+        if !silent.contains(&p.verdict) {
+            let ms = p.old_open_ms.map(|ms| ms as u64);
+            changed |= learned.note(key, p.port, ms, now);
+        }
+    }
+    if changed {
+        if let Err(e) = store.set_learned(&learned) {
+            tracing::warn!("could not remember the hand-over: {e}");
+        }
+    }
+}
+
+/// How often the listeners are looked at while the command runs, for the
+/// old ones stopping (a socket diag dump; no `/proc` scan).
+const CLOSE_POLL: Duration = Duration::from_millis(50);
+
+/// Per port, when the old listeners were first seen gone: ms after the
+/// command started.
+#[derive(Debug, Default)]
+struct Closed {
+    started: Option<Instant>,
+    at: BTreeMap<u16, f64>,
+}
+
+impl Closed {
+    /// The command starts now.
+    fn start(&mut self) {
+        self.started = Some(Instant::now());
+    }
+
+    /// Look at the listeners (all of them: filtered by `scope`).
+    fn look(&mut self, base: &Baseline, scope: &Scope, l: &[plugctl_netlink::diag::Listener]) {
+        self.seen(
+            base,
+            l.iter()
+                .filter(|l| scope.covers(l))
+                .map(|l| (l.cookie, l.port)),
+        );
+    }
+
+    /// Note the ports none of whose old sockets is among the `(cookie,
+    /// port)` listening now.
+    fn seen(&mut self, base: &Baseline, now: impl Iterator<Item = (u64, u16)>) {
+        let Some(started) = self.started else {
+            return;
+        };
+        let old = base.current_cookies();
+        let open: BTreeSet<u16> = now
+            .filter(|(c, _)| old.contains(c))
+            .map(|(_, p)| p)
+            .collect();
+        let t = started.elapsed().as_secs_f64() * 1000.0;
+        for s in base.snap.socks.iter().filter(|s| old.contains(&s.cookie)) {
+            if !open.contains(&s.port) {
+                self.at.entry(s.port).or_insert(t);
+            }
+        }
+    }
+}
+
+/// The drain before the command, per port, from what earlier reloads of
+/// the command showed (see [`crate::state::learned`]).
+#[derive(Debug, Default)]
+struct DrainPlan {
+    /// Not drained: the old listeners are kept.
+    skip: BTreeSet<u16>,
+    /// Drained until what is left would take the old process at most this
+    /// long (`None`: in full).
+    budget: Option<Duration>,
+}
+
+impl DrainPlan {
+    /// `old_open(port)`: what the last observed reload of the command
+    /// showed on `port` ([`crate::state::Learned::old_open`]).
+    fn new(base: &Baseline, old_open: impl Fn(u16) -> Option<Option<u64>>) -> DrainPlan {
+        let old = base.current_cookies();
+        let ports: BTreeSet<u16> = base
+            .snap
+            .socks
+            .iter()
+            .filter(|s| old.contains(&s.cookie))
+            .map(|s| s.port)
+            .collect();
+        let mut plan = DrainPlan::default();
+        let (mut budget, mut full): (Option<Duration>, bool) = (None, false);
+        for port in ports {
+            match old_open(port) {
+                Some(None) => {
+                    plan.skip.insert(port);
+                }
+                // Half: the old process accepts more slowly while the new
+                // one starts beside it.
+                Some(Some(ms)) => {
+                    let b = Duration::from_millis(ms / 2);
+                    budget = Some(budget.map_or(b, |x| x.min(b)));
+                }
+                None => full = true,
+            }
+        }
+        plan.budget = budget.filter(|_| !full);
+        plan
+    }
+}
+
 /// How much of max-hold the drain before the command may take.
 const DRAIN_SHARE: u32 = 4;
 /// The drain gives up when the queues have not shrunk for this long.
 const DRAIN_STALL: Duration = Duration::from_secs(1);
 /// How often the drain looks at what the plug holds (every this many polls).
 const DRAIN_PLUG_EVERY: u32 = 10;
+/// How long the drain watches the old process accept before it trusts the
+/// pace it saw (to end within the plan's budget).
+const DRAIN_RATE_AFTER: Duration = Duration::from_millis(50);
 
 /// Before the command: with the plug closed no new connection reaches the
 /// old listeners, and the old process keeps accepting what is queued. Wait
 /// (bounded by a quarter of max-hold) until their accept queues are empty,
 /// so a listener that closes during the reload resets nothing.
+///
+/// What earlier reloads of the command showed shortens it ([`DrainPlan`]):
+/// a port whose old listeners are kept is not drained, and one whose old
+/// listeners stayed open for a while after the command started is drained
+/// only until the old process, at the pace seen, would accept the rest in
+/// half that while.
 ///
 /// The drain also ends once the plug holds as many SYNs as the old queues
 /// still have connections: draining longer could save at most those from
@@ -478,6 +654,7 @@ async fn drain<K: Kernel + Send + 'static>(
     guard: Option<&HoldGuard<K>>,
     opts: &ReloadOptions,
     base: &Baseline,
+    plan: &DrainPlan,
     signals: &mut Signals,
     record: &mut ReloadRecord,
 ) -> (BTreeMap<u16, u32>, Option<(i32, bool)>) {
@@ -494,8 +671,19 @@ async fn drain<K: Kernel + Send + 'static>(
     };
     let start = Instant::now();
     let bound = opts.max_hold / DRAIN_SHARE;
+    // What is left to drain: the queues of the ports not skipped.
+    let to_drain = |m: &BTreeMap<u16, u32>| -> u32 {
+        m.iter()
+            .filter(|(p, _)| !plan.skip.contains(p))
+            .map(|(_, n)| n)
+            .sum()
+    };
     let mut per_port = queued(&mut base.snap.socks.iter().map(|s| (s.cookie, s.port, s.rqueue)));
-    let mut left: u32 = per_port.values().sum();
+    let mut left: u32 = to_drain(&per_port);
+    let initial = left;
+    // Ended because the old process can accept what is left before its
+    // listeners stop (the plan's budget).
+    let mut in_budget = false;
     // A queue that does not shrink for DRAIN_STALL is not being accepted
     // from (a stuck or paused process): waiting longer would only delay.
     let mut progress = Instant::now();
@@ -513,11 +701,20 @@ async fn drain<K: Kernel + Send + 'static>(
         match agent.listeners().await {
             Ok(l) => {
                 per_port = queued(&mut l.iter().map(|l| (l.cookie, l.port, l.rqueue)));
-                let now: u32 = per_port.values().sum();
+                let now: u32 = to_drain(&per_port);
                 if now < left {
                     progress = Instant::now();
                 }
                 left = now;
+                let e = start.elapsed();
+                if let (Some(b), true) = (plan.budget, e >= DRAIN_RATE_AFTER && left < initial) {
+                    // At the pace seen so far.
+                    let rate = f64::from(initial - left) / e.as_secs_f64();
+                    if f64::from(left) / rate <= b.as_secs_f64() {
+                        in_budget = true;
+                        break;
+                    }
+                }
             }
             Err(_) => break,
         }
@@ -531,7 +728,7 @@ async fn drain<K: Kernel + Send + 'static>(
     record.handover.drain_held = held;
     record.handover.drain_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
     record.handover.drained = left == 0;
-    if left > 0 {
+    if left > 0 && !in_budget {
         warn(
             record,
             format!(
@@ -603,8 +800,8 @@ const POLL: Duration = Duration::from_millis(5);
 async fn observe<K: Kernel + Send + 'static>(
     agent: &Agent<K>,
     opts: &ReloadOptions,
-    base: &Baseline,
-    queued_at_command: &BTreeMap<u16, u32>,
+    (base, queued_at_command): (&Baseline, &BTreeMap<u16, u32>),
+    closed: &mut Closed,
     deadline: tokio::time::Instant,
     signals: &mut Signals,
     record: &mut ReloadRecord,
@@ -632,6 +829,7 @@ async fn observe<K: Kernel + Send + 'static>(
         .await
         .unwrap_or_default();
         verdicts = rule::judge(base, &now);
+        closed.seen(base, now.socks.iter().map(|s| (s.cookie, s.port)));
         let t = returned.elapsed().as_secs_f64() * 1000.0;
         for (port, v) in &verdicts {
             // Since when the port is in its safe, changed state.
@@ -700,6 +898,7 @@ async fn observe<K: Kernel + Send + 'static>(
                 queued_at_command: queued_at_command.get(port).copied().unwrap_or(0),
                 backlog_at_hold: then.map(|s| s.wqueue).sum(),
                 free_backlog: now.map(|s| s.wqueue.saturating_sub(s.rqueue)).sum(),
+                old_open_ms: closed.at.get(port).copied(),
             }
         })
         .collect();

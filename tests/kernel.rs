@@ -1921,6 +1921,31 @@ fn handover_haproxy_sf() {
     for r in &recs {
         assert_eq!(verdict_of(r), "handed-over", "{r}");
     }
+    // HAProxy pauses the old listener once the new process has read its
+    // configuration, while the command runs: the next reload of the same
+    // command (other PIDs after -sf) drains only until the old process
+    // would accept the rest in half that time. The first drains in full.
+    let handover = |json: &str| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        v["handover"].clone()
+    };
+    assert_eq!(
+        handover(&recs[0])["drain_budget_ms"],
+        serde_json::Value::Null
+    );
+    for pair in recs.windows(2) {
+        let open = port_record(&pair[0], 8080)["old_open_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("the old listener was not seen to stop: {}", pair[0]));
+        let budget = handover(&pair[1])["drain_budget_ms"].as_f64();
+        assert_eq!(
+            budget,
+            Some((open as u64 / 2) as f64),
+            "{}\n{}",
+            pair[0],
+            pair[1]
+        );
+    }
 }
 
 #[test]

@@ -258,6 +258,207 @@ async fn by_default_a_restart_is_held_until_the_new_listener_is_up() {
     assert_eq!((p[0].old_sockets, p[0].sockets), (1, 1));
     assert!(!rec.handover.quiet_window);
     assert_eq!(lab.calls(), [CLOSE, OPEN]);
+    // The old listener went at once: remembered, so the next reload of the
+    // command drains in full.
+    let gone = p[0].old_open_ms.expect("old_open_ms");
+    assert!(gone < 500.0, "{rec:?}");
+    let key = learned_key(&rec.command);
+    assert_eq!(
+        lab.agent.store().learned().old_open(&key, 8080),
+        Some(Some(gone as u64))
+    );
+}
+
+/// A port whose old listeners the last reload of the same command kept
+/// (nginx -s reload, USR2) is not drained: nothing resets their queue.
+#[tokio::test]
+async fn a_port_whose_listeners_are_kept_is_not_drained() {
+    let lab = Lab::new(true);
+    let queued = plugctl_netlink::diag::Listener {
+        rqueue: 400,
+        ..listener(1)
+    };
+    lab.kernel(|k| k.listeners = vec![queued]);
+    let o = ReloadOptions {
+        quiet: Duration::from_millis(10),
+        max_hold: Duration::from_secs(60),
+        ..opts()
+    };
+    // Another PID after the command's arguments: the same command.
+    let mut learned = crate::state::Learned::default();
+    learned.note(&["sh".into(), "-c".into(), "true".into()], 8080, None, 1);
+    lab.agent.store().set_learned(&learned).unwrap();
+    let cmd = argv(&["sh", "-c", "true", "4242"]);
+    let rec = reload(&lab.agent, &cmd, &o).await.unwrap();
+    let h = &rec.handover;
+    assert_eq!(h.drain_skipped, [8080], "{rec:?}");
+    assert!(h.drain_ms.is_some_and(|ms| ms < 100.0), "{rec:?}");
+    assert!(
+        !rec.warnings.iter().any(|w| w.contains("still queued")),
+        "{rec:?}"
+    );
+    assert_eq!(h.ports[0].queued_at_command, 400, "{rec:?}");
+    // Nothing changed this time: nothing to tell, still remembered.
+    assert_eq!(lab.agent.store().learned(), learned);
+
+    // Another command on the same port is drained in full (the queue does
+    // not move: the drain gives up after its stall bound).
+    let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
+    assert!(rec.handover.drain_skipped.is_empty(), "{rec:?}");
+    assert_eq!(rec.handover.drain_budget_ms, None, "{rec:?}");
+    assert!(
+        rec.handover.drain_ms.is_some_and(|ms| ms >= 900.0),
+        "{rec:?}"
+    );
+}
+
+/// HAProxy -sf pauses its old listeners only once the new process has read
+/// its configuration: the old process goes on accepting until then. So the
+/// drain ends once the rest would take it half that long.
+#[tokio::test]
+async fn a_port_whose_listeners_stayed_open_is_drained_until_the_rest_fits_half_that() {
+    let lab = Lab::new(true);
+    let queued = |n| plugctl_netlink::diag::Listener {
+        rqueue: n,
+        ..listener(1)
+    };
+    lab.kernel(|k| k.listeners = vec![queued(400)]);
+    let mut learned = crate::state::Learned::default();
+    learned.note(&["true".into()], 8080, Some(2000), 1);
+    lab.agent.store().set_learned(&learned).unwrap();
+    // The old process accepts 100 every 20 ms: 5,000/s.
+    let agent = lab.agent.clone();
+    let accept = tokio::spawn(async move {
+        for n in [300, 200, 100, 0] {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            agent.with_controller(|c| c.kernel_mut().listeners = vec![queued(n)]);
+        }
+    });
+    let o = ReloadOptions {
+        quiet: Duration::from_millis(10),
+        max_hold: Duration::from_secs(60),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
+    accept.await.unwrap();
+    let h = &rec.handover;
+    assert_eq!(h.drain_budget_ms, Some(1000.0), "{rec:?}");
+    // It ended after DRAIN_RATE_AFTER, the queue not yet empty, quietly.
+    assert!(!h.drained, "{rec:?}");
+    assert!(
+        h.drain_ms.is_some_and(|ms| (50.0..75.0).contains(&ms)),
+        "{rec:?}"
+    );
+    assert!(
+        !rec.warnings.iter().any(|w| w.contains("still queued")),
+        "{rec:?}"
+    );
+}
+
+/// A reload of a remembered command that shows something else replaces it:
+/// the old listeners went at once, so the next one drains in full.
+#[tokio::test]
+async fn a_restart_replaces_what_was_learned() {
+    let lab = Lab::new(true);
+    let marker = lab.dir.join("started");
+    let cmd = marked(&marker, 0.2);
+    let key: Vec<String> = cmd.iter().map(|a| a.to_string_lossy().into()).collect();
+    let mut learned = crate::state::Learned::default();
+    learned.note(&key, 8080, None, 1);
+    lab.agent.store().set_learned(&learned).unwrap();
+    lab.kernel(|k| k.listeners = vec![listener(1)]);
+    let agent = lab.agent.clone();
+    let m = marker.clone();
+    let swap = tokio::spawn(async move {
+        wait_for(&m).await;
+        agent.with_controller(|c| c.kernel_mut().listeners.clear());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        agent.with_controller(|c| c.kernel_mut().listeners = vec![listener(2)]);
+    });
+    let o = ReloadOptions {
+        quiet: Duration::from_millis(10),
+        max_hold: Duration::from_secs(60),
+        ..opts()
+    };
+    let rec = reload(&lab.agent, &cmd, &o).await.unwrap();
+    swap.await.unwrap();
+    assert_eq!(rec.handover.drain_skipped, [8080], "{rec:?}");
+    let gone = rec.handover.ports[0].old_open_ms.expect("old_open_ms");
+    assert_eq!(
+        lab.agent.store().learned().old_open(&key, 8080),
+        Some(Some(gone as u64))
+    );
+}
+
+#[test]
+fn the_old_listeners_are_gone_when_none_of_them_listens() {
+    let scope = Scope::default();
+    let base = Baseline::new(snap::take(
+        &scope,
+        &[listener(1), listener(3)],
+        &[],
+        None,
+        true,
+    ));
+    let mut c = Closed::default();
+    // Before the command starts, nothing counts.
+    c.look(&base, &scope, &[]);
+    assert!(c.at.is_empty());
+    c.start();
+    c.look(&base, &scope, &[listener(1), listener(2), listener(3)]);
+    c.look(&base, &scope, &[listener(3), listener(2)]);
+    assert!(c.at.is_empty(), "one old socket still listens: {c:?}");
+    c.look(&base, &scope, &[listener(2)]);
+    let t = c.at[&8080];
+    // The first time counts.
+    c.look(&base, &scope, &[]);
+    assert_eq!(c.at[&8080], t);
+}
+
+/// The old listener stops while the command runs (HAProxy -sf pauses it
+/// once the new process has read its configuration): when is remembered.
+#[tokio::test]
+async fn when_the_old_listeners_stop_while_the_command_runs_is_remembered() {
+    let lab = Lab::new(true);
+    let marker = lab.dir.join("started");
+    lab.kernel(|k| k.listeners = vec![listener(1)]);
+    let agent = lab.agent.clone();
+    let m = marker.clone();
+    let swap = tokio::spawn(async move {
+        wait_for(&m).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        agent.with_controller(|c| c.kernel_mut().listeners = vec![listener(2)]);
+    });
+    let o = ReloadOptions {
+        quiet: Duration::from_millis(10),
+        max_hold: Duration::from_secs(60),
+        ..opts()
+    };
+    let cmd = marked(&marker, 0.6);
+    let rec = reload(&lab.agent, &cmd, &o).await.unwrap();
+    swap.await.unwrap();
+    let p = &rec.handover.ports[0];
+    let gone = p.old_open_ms.expect("old_open_ms");
+    assert!((300.0..600.0).contains(&gone), "{rec:?}");
+    let key: Vec<String> = cmd.iter().map(|a| a.to_string_lossy().into()).collect();
+    assert_eq!(
+        lab.agent.store().learned().old_open(&key, 8080),
+        Some(Some(gone as u64))
+    );
+}
+
+#[test]
+fn what_is_learned_is_keyed_by_the_command_without_its_pids() {
+    let k = |a: &[&str]| learned_key(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        k(&["haproxy", "-f", "h.cfg", "-D", "-sf", "123", "456"]),
+        k(&["haproxy", "-f", "h.cfg", "-D", "-sf", "789"])
+    );
+    assert_ne!(
+        k(&["systemctl", "reload", "x"]),
+        k(&["systemctl", "restart", "x"])
+    );
+    assert_eq!(k(&["sleep", "0.5", ""]), ["sleep", "0.5", ""]);
 }
 
 #[tokio::test]

@@ -13,11 +13,16 @@
 //!   other user can take a lock that blocks plugctl (`flock` works on a
 //!   read-only descriptor, and `fcntl` read locks block writers).
 //!
+//! - `lo.netns-N.learned.json`, mode 0600: what reloads showed about their
+//!   commands (see [`learned`]). Read and replaced without the lock: two
+//!   reloads at once lose at most one's lesson.
+//!
 //! Every wait for the mutex is bounded ([`LOCK_WAIT`]): the caller decides
 //! what to do without it (a release goes ahead anyway: the kernel's state
 //! is the truth, the record is bookkeeping).
 
 pub mod dir;
+pub mod learned;
 pub mod lock;
 pub mod record;
 
@@ -31,6 +36,7 @@ use nix::sys::stat::{fchmod, Mode};
 use nix::unistd::Uid;
 
 pub use dir::{Access, SecureDir};
+pub use learned::{Learned, LearnedError};
 pub use record::{Holder, Record, RecordError};
 
 /// Longest wait for the record's lock.
@@ -39,6 +45,8 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(3);
 pub const LOCK_MODE: u32 = 0o600;
 /// Mode of the record: readable by every user.
 pub const RECORD_MODE: u32 = 0o644;
+/// Mode of the learned file: its owner's alone (it names commands).
+pub const LEARNED_MODE: u32 = 0o600;
 
 /// The clock, as it was reached before [`crate::clock`] had its own module
 /// (`reload.rs` still calls it here).
@@ -138,6 +146,39 @@ impl Store {
 
     fn lock_name(&self) -> String {
         format!("{}.lock", self.key)
+    }
+
+    fn learned_name(&self) -> String {
+        format!("{}.learned.json", self.key)
+    }
+
+    /// What earlier reloads showed (see [`learned`]). Empty when the
+    /// directory or the file is missing, unsafe or unreadable: it only
+    /// ever saves time.
+    pub fn learned(&self) -> Learned {
+        let Ok(Some(dir)) = SecureDir::open(&self.dir, Access::Write) else {
+            return Learned::default();
+        };
+        match dir.read(&self.learned_name(), learned::MAX_LEN) {
+            Ok(Some(bytes)) => Learned::parse(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(
+                    "ignoring {}: {e}",
+                    dir.path().join(self.learned_name()).display()
+                );
+                Learned::default()
+            }),
+            _ => Learned::default(),
+        }
+    }
+
+    /// Replace what is learned.
+    pub fn set_learned(&self, l: &Learned) -> Result<(), StateError> {
+        let dir =
+            SecureDir::open(&self.dir, Access::Write)?.ok_or_else(|| StateError::UnsafeDir {
+                path: self.dir.clone(),
+                why: "it could not be created".into(),
+            })?;
+        dir.replace(&self.learned_name(), &l.to_bytes(), LEARNED_MODE)
     }
 
     /// The record's path.
