@@ -336,8 +336,9 @@ pub async fn reload<K: Kernel + Send + 'static>(
                     warn(&mut record, st.to_string());
                     record.handover.stale.push(st.to_string());
                 }
-                let learned = agent.store().learned();
-                let plan = DrainPlan::new(&b, |port| learned.old_open(&key, port));
+                // Read only when there is something to drain.
+                let learned = (!b.current_cookies().is_empty()).then(|| agent.store().learned());
+                let plan = DrainPlan::new(&b, |port| learned.as_ref()?.old_open(&key, port));
                 record.handover.drain_skipped = plan.skip.iter().copied().collect();
                 record.handover.drain_budget_ms = plan.budget.map(|d| d.as_secs_f64() * 1000.0);
                 let queued;
@@ -392,12 +393,13 @@ pub async fn reload<K: Kernel + Send + 'static>(
 
     let mut tick = tokio::time::interval(CLOSE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Only old listeners can stop.
+    let base = match &watch {
+        Watch::Observed(b, _) if !b.current_cookies().is_empty() => Some(b),
+        _ => None,
+    };
     let status = loop {
         let held = hold.guard.is_some();
-        let base = match &watch {
-            Watch::Observed(b, _) => Some(b),
-            _ => None,
-        };
         tokio::select! {
             st = child.wait() => break st,
             _ = tick.tick(), if held && base.is_some() => {
@@ -508,20 +510,26 @@ fn learn<K: Kernel + Send + 'static>(agent: &Agent<K>, key: &[String], record: &
     if record.max_hold_reached || record.signal.is_some() {
         return;
     }
-    let store = agent.store();
-    let mut learned = store.learned();
-    let now = crate::state::now_ms();
-    let mut changed = false;
     // Nothing changed, or only some of a group closed: nothing to tell.
     let silent = [
         rule::Verdict::Unchanged.name(),
         rule::Verdict::Shrank.name(),
     ];
-    for p in &record.handover.ports {
-        if !silent.contains(&p.verdict) {
-            let ms = p.old_open_ms.map(|ms| ms as u64);
-            changed |= learned.note(key, p.port, ms, now);
-        }
+    let tell: Vec<&PortRecord> = record
+        .handover
+        .ports
+        .iter()
+        .filter(|p| !silent.contains(&p.verdict))
+        .collect();
+    if tell.is_empty() {
+        return;
+    }
+    let store = agent.store();
+    let mut learned = store.learned();
+    let now = crate::state::now_ms();
+    let mut changed = false;
+    for p in tell {
+        changed |= learned.note(key, p.port, p.old_open_ms.map(|ms| ms as u64), now);
     }
     if changed {
         if let Err(e) = store.set_learned(&learned) {
@@ -630,7 +638,7 @@ const DRAIN_STALL: Duration = Duration::from_secs(1);
 const DRAIN_PLUG_EVERY: u32 = 10;
 /// How long the drain watches the old process accept before it trusts the
 /// pace it saw (to end within the plan's budget).
-const DRAIN_RATE_AFTER: Duration = Duration::from_millis(50);
+const DRAIN_RATE_AFTER: Duration = Duration::from_millis(20);
 
 /// Before the command: with the plug closed no new connection reaches the
 /// old listeners, and the old process keeps accepting what is queued. Wait
