@@ -221,6 +221,30 @@ async fn wait_for(marker: &std::path::Path) {
     panic!("{} never appeared", marker.display());
 }
 
+/// A restart as the kernel shows it: once `marker` exists (the command
+/// runs), the old listener (`listener(1)`) closes, and `gap_ms` later a new
+/// one (`listener(2)`) listens.
+fn restart(lab: &Lab, marker: &std::path::Path, gap_ms: u64) -> tokio::task::JoinHandle<()> {
+    let agent = lab.agent.clone();
+    let m = marker.to_path_buf();
+    tokio::spawn(async move {
+        wait_for(&m).await;
+        agent.with_controller(|c| c.kernel_mut().listeners.clear());
+        tokio::time::sleep(Duration::from_millis(gap_ms)).await;
+        agent.with_controller(|c| c.kernel_mut().listeners = vec![listener(2)]);
+    })
+}
+
+/// `argv` as what is learned is keyed by.
+fn key_of(argv: &[OsString]) -> Vec<String> {
+    learned_key(
+        &argv
+            .iter()
+            .map(|a| a.to_string_lossy().into())
+            .collect::<Vec<_>>(),
+    )
+}
+
 #[tokio::test]
 async fn by_default_a_restart_is_held_until_the_new_listener_is_up() {
     let lab = Lab::new(true);
@@ -228,14 +252,7 @@ async fn by_default_a_restart_is_held_until_the_new_listener_is_up() {
     // The old socket (no owner found: counted as exited) closes while the
     // command runs; a new one comes up 500 ms later, after it returned.
     lab.kernel(|k| k.listeners = vec![listener(1)]);
-    let agent = lab.agent.clone();
-    let m = marker.clone();
-    let swap = tokio::spawn(async move {
-        wait_for(&m).await;
-        agent.with_controller(|c| c.kernel_mut().listeners.clear());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        agent.with_controller(|c| c.kernel_mut().listeners = vec![listener(2)]);
-    });
+    let swap = restart(&lab, &marker, 500);
     let o = ReloadOptions {
         quiet: Duration::from_millis(10),
         max_hold: Duration::from_secs(60),
@@ -360,19 +377,12 @@ async fn a_restart_replaces_what_was_learned() {
     let lab = Lab::new(true);
     let marker = lab.dir.join("started");
     let cmd = marked(&marker, 0.2);
-    let key: Vec<String> = cmd.iter().map(|a| a.to_string_lossy().into()).collect();
+    let key = key_of(&cmd);
     let mut learned = crate::state::Learned::default();
     learned.note(&key, 8080, None, 1);
     lab.agent.store().set_learned(&learned).unwrap();
     lab.kernel(|k| k.listeners = vec![listener(1)]);
-    let agent = lab.agent.clone();
-    let m = marker.clone();
-    let swap = tokio::spawn(async move {
-        wait_for(&m).await;
-        agent.with_controller(|c| c.kernel_mut().listeners.clear());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        agent.with_controller(|c| c.kernel_mut().listeners = vec![listener(2)]);
-    });
+    let swap = restart(&lab, &marker, 300);
     let o = ReloadOptions {
         quiet: Duration::from_millis(10),
         max_hold: Duration::from_secs(60),
@@ -438,7 +448,7 @@ async fn when_the_old_listeners_stop_while_the_command_runs_is_remembered() {
     let p = &rec.handover.ports[0];
     let gone = p.old_open_ms.expect("old_open_ms");
     assert!((300.0..600.0).contains(&gone), "{rec:?}");
-    let key: Vec<String> = cmd.iter().map(|a| a.to_string_lossy().into()).collect();
+    let key = key_of(&cmd);
     assert_eq!(
         lab.agent.store().learned().old_open(&key, 8080),
         Some(Some(gone as u64))
