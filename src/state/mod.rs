@@ -231,6 +231,7 @@ impl Store {
             lock,
             lock_name,
             record_name: self.record_name(),
+            learned_name: self.learned_name(),
             recorded,
         })
     }
@@ -319,6 +320,7 @@ pub struct Locked {
     lock: File,
     lock_name: String,
     record_name: String,
+    learned_name: String,
     /// The record as found when the lock was taken.
     pub recorded: Recorded,
 }
@@ -395,9 +397,10 @@ impl Locked {
         Ok(())
     }
 
-    /// Forget the record (teardown).
+    /// Forget the record, and what reloads learned (teardown).
     pub fn remove(&mut self) -> Result<(), StateError> {
         self.dir.remove(&self.record_name)?;
+        self.dir.remove(&self.learned_name)?;
         self.recorded = Recorded::Nothing;
         Ok(())
     }

@@ -216,3 +216,25 @@ fn temporary_names_are_not_predictable() {
     assert_eq!(a.len(), 32);
     assert_ne!(a, b);
 }
+
+/// What reloads learned is its owner's alone, survives a read that finds
+/// junk (as nothing learned), and goes with the record at teardown.
+#[test]
+fn the_learned_file_is_0600_and_goes_at_teardown() {
+    let t = scratch();
+    let store = Store::new(&t.0.join("run"), "lo");
+    assert_eq!(store.learned(), Learned::default());
+    let mut l = Learned::default();
+    l.note(&["haproxy".into(), "-sf".into()], 80, Some(2000), 1);
+    store.set_learned(&l).unwrap();
+    let path = t.0.join("run").join(format!("{}.learned.json", store.key));
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(store.learned(), l);
+    std::fs::write(&path, b"{junk").unwrap();
+    assert_eq!(store.learned(), Learned::default());
+    store.set_learned(&l).unwrap();
+    let mut locked = store.lock(LOCK_WAIT).unwrap();
+    locked.write(Record::now(false)).unwrap();
+    locked.remove().unwrap();
+    assert!(!path.exists() && !store.record_path().exists());
+}
