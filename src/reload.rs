@@ -510,7 +510,8 @@ fn learn<K: Kernel + Send + 'static>(agent: &Agent<K>, key: &[String], record: &
     if record.max_hold_reached || record.signal.is_some() {
         return;
     }
-    // Nothing changed, or only some of a group closed: nothing to tell.
+    // Nothing changed, only some of a group closed, or there was no old
+    // listener: nothing to tell.
     let silent = [
         rule::Verdict::Unchanged.name(),
         rule::Verdict::Shrank.name(),
@@ -519,7 +520,7 @@ fn learn<K: Kernel + Send + 'static>(agent: &Agent<K>, key: &[String], record: &
         .handover
         .ports
         .iter()
-        .filter(|p| !silent.contains(&p.verdict))
+        .filter(|p| p.old_sockets > 0 && !silent.contains(&p.verdict))
         .collect();
     if tell.is_empty() {
         return;

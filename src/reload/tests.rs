@@ -455,6 +455,33 @@ async fn when_the_old_listeners_stop_while_the_command_runs_is_remembered() {
     );
 }
 
+/// A port that had no listener when the hold began (`added`) tells nothing
+/// about how the command treats old listeners.
+#[tokio::test]
+async fn a_new_port_teaches_nothing() {
+    let lab = Lab::new(true);
+    let port = |verdict, old_sockets, old_open_ms| PortRecord {
+        port: 8080,
+        verdict,
+        old_sockets,
+        old_open_ms,
+        ..PortRecord::default()
+    };
+    let mut rec = ReloadRecord::default();
+    rec.handover.ports = vec![port("added", 0, None)];
+    learn(&lab.agent, &["x".into()], &rec);
+    assert_eq!(
+        lab.agent.store().learned(),
+        crate::state::Learned::default()
+    );
+    rec.handover.ports = vec![port("owners-changed", 1, None)];
+    learn(&lab.agent, &["x".into()], &rec);
+    assert_eq!(
+        lab.agent.store().learned().old_open(&["x".into()], 8080),
+        Some(None)
+    );
+}
+
 #[test]
 fn what_is_learned_is_keyed_by_the_command_without_its_pids() {
     let k = |a: &[&str]| learned_key(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
