@@ -171,13 +171,17 @@ impl Store {
         }
     }
 
+    /// The directory, opened (and created if missing) for writing.
+    fn writable_dir(&self) -> Result<SecureDir, StateError> {
+        SecureDir::open(&self.dir, Access::Write)?.ok_or_else(|| StateError::UnsafeDir {
+            path: self.dir.clone(),
+            why: "it could not be created".into(),
+        })
+    }
+
     /// Replace what is learned.
     pub fn set_learned(&self, l: &Learned) -> Result<(), StateError> {
-        let dir =
-            SecureDir::open(&self.dir, Access::Write)?.ok_or_else(|| StateError::UnsafeDir {
-                path: self.dir.clone(),
-                why: "it could not be created".into(),
-            })?;
+        let dir = self.writable_dir()?;
         dir.replace(&self.learned_name(), &l.to_bytes(), LEARNED_MODE)
     }
 
@@ -207,11 +211,7 @@ impl Store {
 
     /// Take the record's lock, waiting at most `wait`.
     pub fn lock(&self, wait: Duration) -> Result<Locked, StateError> {
-        let dir =
-            SecureDir::open(&self.dir, Access::Write)?.ok_or_else(|| StateError::UnsafeDir {
-                path: self.dir.clone(),
-                why: "it could not be created".into(),
-            })?;
+        let dir = self.writable_dir()?;
         let lock_name = self.lock_name();
         let lock = open_lock(&dir, &lock_name)?;
         let lock_path = dir.path().join(&lock_name);
