@@ -340,7 +340,8 @@ pub async fn reload<K: Kernel + Send + 'static>(
                 let learned = (!b.current_cookies().is_empty()).then(|| agent.store().learned());
                 let plan = DrainPlan::new(&b, |port| learned.as_ref()?.old_open(&key, port));
                 record.handover.drain_skipped = plan.skip.iter().copied().collect();
-                record.handover.drain_budget_ms = plan.budget.map(|d| d.as_secs_f64() * 1000.0);
+                // Whole milliseconds, as learned: `as_secs_f64() * 1000` is not exact.
+                record.handover.drain_budget_ms = plan.budget.map(|d| d.as_millis() as f64);
                 let queued;
                 (queued, pending) = drain(
                     agent,

@@ -341,7 +341,8 @@ async fn a_port_whose_listeners_stayed_open_is_drained_until_the_rest_fits_half_
     };
     lab.kernel(|k| k.listeners = vec![queued(400)]);
     let mut learned = crate::state::Learned::default();
-    learned.note(&["true".into()], 8080, Some(2000), 1);
+    // 1,001 ms: `1.001 * 1000.0` is not 1001.0 in f64.
+    learned.note(&["true".into()], 8080, Some(2002), 1);
     lab.agent.store().set_learned(&learned).unwrap();
     // The old process accepts 100 every 20 ms: 5,000/s.
     let agent = lab.agent.clone();
@@ -359,7 +360,7 @@ async fn a_port_whose_listeners_stayed_open_is_drained_until_the_rest_fits_half_
     let rec = reload(&lab.agent, &argv(&["true"]), &o).await.unwrap();
     accept.await.unwrap();
     let h = &rec.handover;
-    assert_eq!(h.drain_budget_ms, Some(1000.0), "{rec:?}");
+    assert_eq!(h.drain_budget_ms, Some(1001.0), "{rec:?}");
     // It ended after DRAIN_RATE_AFTER, the queue not yet empty (in full it
     // empties after 80 ms), quietly.
     assert!(!h.drained, "{rec:?}");
