@@ -283,23 +283,69 @@ impl NetlinkKernel {
 #[cfg(test)]
 pub(crate) mod fake;
 
-/// Whether this thread has CAP_NET_ADMIN in its effective set (bit 12 of
-/// `CapEff` in `/proc/thread-self/status`). Everything plugctl changes, and
-/// the nf_tables dump `status` needs, requires it.
+/// Whether this thread has CAP_NET_ADMIN in its effective set. Everything
+/// plugctl changes, and the nf_tables dump `status` needs, requires it.
 pub fn has_net_admin() -> bool {
     const CAP_NET_ADMIN: u32 = 12;
     has_capability(CAP_NET_ADMIN)
 }
 
 /// Does this thread have capability `bit` (see capabilities(7)) in its
-/// effective set? Read from `/proc/thread-self/status`; false if unreadable.
+/// effective set? One capget(2); false if it fails.
 pub fn has_capability(bit: u32) -> bool {
-    std::fs::read_to_string("/proc/thread-self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| bit < 64 && caps & (1 << bit) != 0)
+    /// `_LINUX_CAPABILITY_VERSION_3`: 64-bit sets, as two 32-bit words.
+    const VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: VERSION_3,
+        // 0: the calling thread.
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget reads the header and, for version 3, writes two Data
+    // structs; both outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut Header,
+            data.as_mut_ptr(),
+        )
+    };
+    rc == 0
+        && bit < 64
+        && data[(bit / 32) as usize].effective & (1 << (bit % 32)) != 0
+}
+
+#[cfg(test)]
+mod caps_tests {
+    /// capget agrees with what the kernel shows in `CapEff`, bit by bit,
+    /// whatever this test runs with (root, or a user without capabilities).
+    #[test]
+    fn capget_agrees_with_cap_eff() {
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        for bit in 0..64 {
+            assert_eq!(
+                super::has_capability(bit),
+                eff & (1 << bit) != 0,
+                "bit {bit}, CapEff {eff:x}"
+            );
+        }
+        assert!(!super::has_capability(64));
+    }
 }
