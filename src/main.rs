@@ -44,6 +44,8 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Each subcommand's arguments are built only when it is the one given.
+#[command(defer = true)]
 enum Command {
     /// Build the tree (prio, pfifos, plug, fw filters, nf_tables mark rule);
     /// idempotent: a second run changes nothing and says so
@@ -400,5 +402,38 @@ fn main() -> ExitCode {
             report::error(&e.to_string());
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own checks of the definition, deferred subcommands included
+    /// (`#[command(defer = true)]` builds them only when given).
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    /// A deferred subcommand still gets its arguments.
+    #[test]
+    fn a_deferred_subcommand_parses_its_arguments() {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from([
+            "plugctl",
+            "reload",
+            "--no-wait",
+            "--port",
+            "80",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(cli.ports, vec![80]);
+        assert!(matches!(
+            cli.command,
+            super::Command::Reload { no_wait: true, ref command, .. } if command == &["true"]
+        ));
     }
 }
