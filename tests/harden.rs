@@ -201,6 +201,32 @@ fn a_closed_pipe_never_stops_a_reload() {
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
 }
 
+/// A closed stdin, stdout or stderr is opened on /dev/null before plugctl
+/// opens anything (std's start-up did this; plugctl's `main` skips that
+/// start-up and must do it): else its first pipe, socket or state file
+/// would be fd 1 and get the output, and CMD would inherit the hole.
+#[test]
+fn closed_standard_descriptors_become_dev_null() {
+    let r = in_netns(
+        r#"mkdir -p "$STATE"
+        # The shell's own descriptors, read before any redirection of its own.
+        probe='r=$(for fd in 0 1 2; do readlink "/proc/$$/fd/$fd" 2>/dev/null || echo closed; done); echo "$r" >"$1"'
+        $PLUGCTL --state-dir "$STATE/s" reload --json -- sh -c "$probe" sh "$STATE/fds" <&- >&- 2>&-
+        echo "rc=$?"
+        cat "$STATE/fds"
+        # Nothing plugctl wrote landed in its state files.
+        cat "$STATE/s"/* 2>/dev/null | grep -c '"command"' || true"#,
+    );
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["rc=0", "/dev/null", "/dev/null", "/dev/null", "0"],
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
 /// Non-UTF-8 arguments and paths are passed on byte for byte, and bad ones
 /// in flags that must be text are a bad command line (before: exit 101).
 #[test]

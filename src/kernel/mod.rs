@@ -322,9 +322,7 @@ pub fn has_capability(bit: u32) -> bool {
             data.as_mut_ptr(),
         )
     };
-    rc == 0
-        && bit < 64
-        && data[(bit / 32) as usize].effective & (1 << (bit % 32)) != 0
+    rc == 0 && bit < 64 && data[(bit / 32) as usize].effective & (1 << (bit % 32)) != 0
 }
 
 #[cfg(test)]
