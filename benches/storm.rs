@@ -456,15 +456,31 @@ fn records_summary(path: &str) -> Option<String> {
                 .sum::<f64>()
         })
     };
+    // How the learned drain went: skipped (ports kept), cut short by the
+    // budget learned from the last reload, or in full.
+    let skipped = recs
+        .iter()
+        .filter(|r| {
+            r["handover"]["drain_skipped"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        })
+        .count();
+    let budgeted = recs
+        .iter()
+        .filter(|r| r["handover"]["drain_budget_ms"].is_number())
+        .count();
     Some(format!(
         "{} reloads (hand-over mode: {}); connections queued when the hold began {}; \
-         held ms {}; drain ms {}; waited after the command ms {}; \
+         held ms {}; drain ms {} (skipped {skipped}, with a learned budget {budgeted}: \
+         budget ms {}); waited after the command ms {}; \
          SYNs held at release {}; warnings: {}",
         recs.len(),
         modes.join(", "),
         field(&queued_at_hold),
         field(&|r| r["held_ms"].as_f64()),
         field(&|r| r["handover"]["drain_ms"].as_f64()),
+        field(&|r| r["handover"]["drain_budget_ms"].as_f64()),
         field(&|r| r["waited_for_listen_ms"].as_f64()),
         field(&|r| r["packets"].as_f64()),
         if warnings.is_empty() {
