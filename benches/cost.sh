@@ -18,11 +18,7 @@ source tests/vm/lib.sh
 parse_where_args "" "$@"
 
 tests/vm/install-deps.sh >/dev/null
-bin=$(cargo_exe cost bench --bench cost 2>/dev/null)
-# After the benchmark: building it relinks target/release/plugctl with the
-# dev-dependencies' features (tokio's multi-thread runtime); time the
-# binary `cargo build --release` makes.
-cargo build --release --quiet
+bin=$(bench_exe cost)
 [[ -x $bin ]] || { echo "benches/cost.sh: could not build the benchmark" >&2; exit 1; }
 args=("${REST[@]}")
 [[ " ${args[*]} " == *" --plugctl "* ]] ||

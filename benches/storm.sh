@@ -31,11 +31,7 @@ done
 parse_where_args "" ${args_in[@]+"${args_in[@]}"}
 
 tests/vm/install-deps.sh iptables >/dev/null
-bin=$(cargo_exe storm bench --bench storm 2>/dev/null)
-# After the benchmark: building it relinks target/release/plugctl with the
-# dev-dependencies' features (tokio's multi-thread runtime); time the
-# binary `cargo build --release` makes.
-cargo build --release --quiet
+bin=$(bench_exe storm)
 target=${CARGO_TARGET_DIR:-$ROOT/target}
 out="$target/storm"
 if ((saturation)); then

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers shared by the scripts that build something and run it in the VM lab
-# (tests/vm/kernel-tests.sh, demo/run.sh, benches/run.sh, benches/storm.sh).
+# (tests/vm/kernel-tests.sh, demo/run.sh, benches/run.sh, benches/storm.sh,
+# benches/cost.sh).
 # Source it; it defines functions and one constant only.
 
 # cargo_exe NAME CARGO-ARGS...: build with `cargo CARGO-ARGS --no-run` and
@@ -14,6 +15,18 @@ for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == name:
         print(m["executable"])' "$name"
+}
+
+# bench_exe NAME: build benchmark NAME, print its path, then build the
+# release binary the benchmark times. In that order: building a bench
+# relinks target/release/plugctl with the dev-dependencies' features
+# (tokio's multi-thread runtime); `cargo build --release` makes the binary
+# users get.
+bench_exe() {
+    local bin
+    bin=$(cargo_exe "$1" bench --bench "$1" 2>/dev/null)
+    cargo build --release --quiet || return 1
+    echo "$bin"
 }
 
 # kernel_has_plug: does this kernel have sch_prio, sch_plug and cls_fw?
