@@ -321,6 +321,14 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             } else {
                 None
             };
+            // The observed hand-over waits for what CMD leaves running in
+            // the background; its orphans come here to be seen, and pass on
+            // to init when plugctl exits.
+            if !*no_wait && opts.wait_listen.is_empty() {
+                if let Err(e) = plugctl::handover::background::adopt() {
+                    tracing::debug!("cannot adopt what the command leaves running: {e}");
+                }
+            }
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -339,16 +347,19 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             // stood down): no need to wait for idle pool threads to exit.
             rt.shutdown_background();
             let rec = rec?;
-            let line = serde_json::to_string(&rec).unwrap_or_default();
+            // Serialised only when asked for (a reload's cost is its
+            // start-up: code that does not run is not translated).
+            let line = (record.is_some() || *json)
+                .then(|| serde_json::to_string(&rec).unwrap_or_default());
             // The record file first: it must not depend on a terminal
             // that may be gone.
-            if let Some(path) = record {
-                if let Err(e) = append_record(path, &line) {
+            if let (Some(path), Some(line)) = (record, &line) {
+                if let Err(e) = append_record(path, line) {
                     report::warning(&format!("cannot append to {}: {e}", path.display()));
                 }
             }
-            if *json {
-                report::out(&line);
+            if let (true, Some(line)) = (*json, &line) {
+                report::out(line);
             } else {
                 report::err_line(&rec.summary());
             }

@@ -20,6 +20,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::agent::{Agent, HoldGuard};
 use crate::error::Error;
+use crate::handover::background::{self, Background};
 use crate::handover::rule::{self, Baseline, Decision, Snapshot};
 use crate::handover::snapshot::{self as snap, Scope};
 use crate::handover::{self as ready, ListenSpec, Settler};
@@ -80,6 +81,10 @@ pub struct HandoverRecord {
     pub ports: Vec<PortRecord>,
     /// Nothing changed on any port: released after the quiet window.
     pub quiet_window: bool,
+    /// What the command left running in the background (`PID (comm)`),
+    /// waited for before the quiet window ended (see
+    /// [`crate::handover::background`]).
+    pub background: Vec<String>,
     /// Stale listeners found when the hold began (not waited for).
     pub stale: Vec<String>,
     /// How long the drain before the command took, ms: with the plug
@@ -375,6 +380,11 @@ pub async fn reload<K: Kernel + Send + 'static>(
     // Per port, when (ms after the command started) the old listeners were
     // first seen gone (see `learn`).
     let mut closed = Closed::default();
+    // What the command leaves running, if this process adopts it.
+    let bg = match watch {
+        Watch::Observed(..) => Background::before_command(),
+        _ => None,
+    };
     closed.start();
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -433,7 +443,12 @@ pub async fn reload<K: Kernel + Send + 'static>(
                 observe(
                     agent,
                     opts,
-                    (base, queued),
+                    Start {
+                        base,
+                        queued_at_command: queued,
+                        bg: bg.as_ref(),
+                        command: child_pid,
+                    },
                     &mut closed,
                     deadline,
                     &mut signals,
@@ -805,18 +820,43 @@ const OWNER_RESCAN: Duration = Duration::from_millis(50);
 /// How often the listeners are polled.
 const POLL: Duration = Duration::from_millis(5);
 
+/// What the observed hand-over starts from when the command returns.
+struct Start<'a> {
+    /// The listeners when the hold began.
+    base: &'a Baseline,
+    /// Per port, what was still queued on the old listeners when the
+    /// command ran.
+    queued_at_command: &'a BTreeMap<u16, u32>,
+    /// This process's children before the command (`None`: it does not
+    /// adopt what the command leaves running).
+    bg: Option<&'a Background>,
+    /// The command's pid.
+    command: Option<u32>,
+}
+
 /// The observed hand-over: poll until the rule says release (settled when
 /// something changed), max-hold, or a signal.
 async fn observe<K: Kernel + Send + 'static>(
     agent: &Agent<K>,
     opts: &ReloadOptions,
-    (base, queued_at_command): (&Baseline, &BTreeMap<u16, u32>),
+    start: Start<'_>,
     closed: &mut Closed,
     deadline: tokio::time::Instant,
     signals: &mut Signals,
     record: &mut ReloadRecord,
 ) {
+    let Start {
+        base,
+        queued_at_command,
+        bg,
+        command,
+    } = start;
     let returned = Instant::now();
+    // The quiet window runs from here, or from when what the command left
+    // running was last seen.
+    let mut quiet_from = returned;
+    let mut bg_next = returned;
+    let mut bg_left: Vec<u32> = Vec::new();
     let watch = base.owners();
     let mut settler = Settler::new(opts.settle);
     let mut prev: Option<Snapshot> = None;
@@ -851,11 +891,26 @@ async fn observe<K: Kernel + Send + 'static>(
             }
         }
         prev = Some(now);
-        let decision = rule::decide(&verdicts, returned.elapsed(), opts.quiet);
+        let decision = rule::decide(&verdicts, quiet_from.elapsed(), opts.quiet);
         let done = match decision {
+            Decision::QuietOver if Instant::now() < bg_next => false,
             Decision::QuietOver => {
-                record.handover.quiet_window = true;
-                true
+                bg_left = bg.map_or(vec![], |b| b.left(command).iter().map(|p| p.pid).collect());
+                if bg_left.is_empty() {
+                    record.handover.quiet_window = true;
+                    true
+                } else {
+                    // Still at work: the window starts again once it is not.
+                    for &pid in &bg_left {
+                        let n = background::name(pid);
+                        if !record.handover.background.contains(&n) {
+                            record.handover.background.push(n);
+                        }
+                    }
+                    quiet_from = Instant::now();
+                    bg_next = quiet_from + OWNER_RESCAN;
+                    false
+                }
             }
             Decision::Ready => settler.observe(true, Instant::now()),
             Decision::Wait | Decision::Quiet => settler.observe(false, Instant::now()),
@@ -872,7 +927,14 @@ async fn observe<K: Kernel + Send + 'static>(
                     .filter(|(_, v)| v.waits())
                     .map(|(p, v)| format!("port {p}: {v}"))
                     .collect();
-                let why = if why.is_empty() { "the hand-over had not settled".into() } else { why.join("; ") };
+                let why = if !why.is_empty() {
+                    why.join("; ")
+                } else if !bg_left.is_empty() {
+                    let names: Vec<String> = bg_left.iter().map(|&p| background::name(p)).collect();
+                    format!("what the command left running still ran: {}", names.join(", "))
+                } else {
+                    "the hand-over had not settled".into()
+                };
                 warn(record, format!("releasing at max-hold ({:?}) although {why}", opts.max_hold));
                 break;
             }

@@ -1535,6 +1535,14 @@ os.setsid()
 ports = [int(p) for p in sys.argv[1].split(",")]
 n, delay, drop = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
+linger = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+if linger:
+    # Exits this long after SIGTERM, listening until then (HAProxy under
+    # TCG took seconds).
+    def term(*_):
+        time.sleep(linger)
+        os._exit(0)
+    signal.signal(signal.SIGTERM, term)
 time.sleep(delay)
 socks = []
 for p in ports:
@@ -1700,6 +1708,68 @@ fn handover_cold_restart_is_held_until_the_new_listener_is_up() {
     assert!(json.contains("\"quiet_window\":false"), "{json}");
     wait_sockets(8090, |n| n == 1);
     kill_listeners(8090);
+}
+
+/// The storm's cold restart: the command sends SIGTERM and starts the
+/// new service in the background, then returns at once. The old process
+/// listens for 1 s more (longer than the 300 ms quiet window): to the
+/// listeners nothing has changed when the window ends, but what the
+/// command left running is still at work, so the hold goes on until the
+/// restart is seen through.
+#[test]
+fn handover_cold_restart_in_the_background_is_held_past_the_quiet_window() {
+    fresh_netns();
+    let p = Plugctl::new(&["--port", "8097"]);
+    p.ok(&["setup"]);
+    let mut old = Command::new(python())
+        .args(service_args("8097", 1, 0.0, 0))
+        .args(["0", "1.0"])
+        .spawn()
+        .expect("python3");
+    wait_sockets(8097, |n| n == 1);
+    let script = format!(
+        "kill {}; (sleep 1.5; {}) >/dev/null 2>&1 &",
+        old.id(),
+        service_sh("8097", 1, 0.0)
+    );
+    let json = reload_under_connects(&p, 8097, &["sh", "-c", &script], "background restart");
+    let _ = old.wait();
+    let r = port_record(&json, 8097);
+    assert_eq!(r["verdict"], "handed-over", "{json}");
+    assert!(json.contains("\"quiet_window\":false"), "{json}");
+    assert!(
+        json.contains("(sh)"),
+        "the background shell is not named: {json}"
+    );
+    wait_sockets(8097, |n| n == 1);
+    kill_listeners(8097);
+}
+
+/// What the command leaves running holds the quiet window open even when
+/// it changes no listener: the window starts once it has exited.
+#[test]
+fn handover_quiet_window_waits_for_what_the_command_left_in_the_background() {
+    fresh_netns();
+    let p = Plugctl::new(&["--port", "8098"]);
+    p.ok(&["setup"]);
+    let mut svc = start_service("8098", 1, 8098, 1);
+    let json = reload_under_connects(
+        &p,
+        8098,
+        &["sh", "-c", "(sleep 1.5) >/dev/null 2>&1 &"],
+        "background sleep",
+    );
+    let _ = Command::new("kill").arg(svc.id().to_string()).status();
+    let _ = svc.wait();
+    assert_eq!(port_record(&json, 8098)["verdict"], "unchanged", "{json}");
+    assert!(json.contains("\"quiet_window\":true"), "{json}");
+    assert!(json.contains("(sleep)") || json.contains("(sh)"), "{json}");
+    // 1.5 s of sleep and the 300 ms window after it.
+    let waited = json_f64(&json, "waited_for_listen_ms");
+    assert!(
+        waited >= 1700.0,
+        "released before what the command left ended: {json}"
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! Either way: a SYN released into a listener that is about to close would
 //! be reset; one released while nothing listens would be refused.
 
+pub mod background;
 pub mod rule;
 pub mod snapshot;
 

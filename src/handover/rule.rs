@@ -22,7 +22,9 @@
 //! port changed, release once that has held for the settle time; if
 //! nothing changed anywhere, release after the quiet window (an
 //! asynchronous reload such as `kill -USR2` returns before anything
-//! happens), measured from the command's return.
+//! happens), measured from the command's return, or from when what it left
+//! running in the background was last seen ([`super::background`]; the
+//! caller passes the time since then as `since_return`).
 //!
 //! Two generations on one port when the hold began (sockets owned by
 //! different process groups) mean a stale process from an earlier reload:

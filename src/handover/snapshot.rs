@@ -119,7 +119,7 @@ fn alive(p: &Proc) -> bool {
 }
 
 /// Is the state in a `/proc/PID/stat` text Z (zombie) or X (dead)?
-fn exited(text: &str) -> bool {
+pub(crate) fn exited(text: &str) -> bool {
     text.rsplit_once(')')
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .is_some_and(|state| state == "Z" || state == "X")
