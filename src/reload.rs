@@ -891,26 +891,32 @@ async fn observe<K: Kernel + Send + 'static>(
             }
         }
         prev = Some(now);
-        let decision = rule::decide(&verdicts, quiet_from.elapsed(), opts.quiet);
-        let done = match decision {
-            Decision::QuietOver if Instant::now() < bg_next => false,
-            Decision::QuietOver => {
-                bg_left = bg.map_or(vec![], |b| b.left(command).iter().map(|p| p.pid).collect());
-                if bg_left.is_empty() {
-                    record.handover.quiet_window = true;
-                    true
-                } else {
-                    // Still at work: the window starts again once it is not.
-                    for &pid in &bg_left {
-                        let n = background::name(pid);
-                        if !record.handover.background.contains(&n) {
-                            record.handover.background.push(n);
-                        }
-                    }
-                    quiet_from = Instant::now();
-                    bg_next = quiet_from + OWNER_RESCAN;
-                    false
+        // What the command left running, looked at when it matters (a port
+        // seen removed, or the quiet window over), at most every
+        // OWNER_RESCAN.
+        let nothing = !verdicts.iter().any(|(_, v)| v.changed());
+        let matters = verdicts.iter().any(|(_, v)| *v == rule::Verdict::Removed)
+            || (nothing && quiet_from.elapsed() >= opts.quiet);
+        if let (Some(b), true) = (bg, matters && Instant::now() >= bg_next) {
+            bg_left = b.left(command).iter().map(|p| p.pid).collect();
+            bg_next = Instant::now() + OWNER_RESCAN;
+            for &pid in &bg_left {
+                let n = background::name(pid);
+                if !record.handover.background.contains(&n) {
+                    record.handover.background.push(n);
                 }
+            }
+        }
+        let busy = matters && !bg_left.is_empty();
+        if busy && nothing {
+            // Still at work: the window starts again once it is not.
+            quiet_from = Instant::now();
+        }
+        let decision = rule::decide(&verdicts, quiet_from.elapsed(), opts.quiet, busy);
+        let done = match decision {
+            Decision::QuietOver => {
+                record.handover.quiet_window = true;
+                true
             }
             Decision::Ready => settler.observe(true, Instant::now()),
             Decision::Wait | Decision::Quiet => settler.observe(false, Instant::now()),

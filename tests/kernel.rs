@@ -1536,10 +1536,14 @@ ports = [int(p) for p in sys.argv[1].split(",")]
 n, delay, drop = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
 linger = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+close_first = len(sys.argv) > 7 and sys.argv[7] == "1"
 if linger:
-    # Exits this long after SIGTERM, listening until then (HAProxy under
-    # TCG took seconds).
+    # Exits this long after SIGTERM (HAProxy under TCG took seconds),
+    # listening until then, or having closed its listeners at once.
     def term(*_):
+        if close_first:
+            for s in socks:
+                s.close()
         time.sleep(linger)
         os._exit(0)
     signal.signal(signal.SIGTERM, term)
@@ -1743,6 +1747,38 @@ fn handover_cold_restart_in_the_background_is_held_past_the_quiet_window() {
     );
     wait_sockets(8097, |n| n == 1);
     kill_listeners(8097);
+}
+
+/// The same restart, with an old process that closes its listener at once
+/// and exits 1.5 s later: "every old socket gone, its owner lives on"
+/// would mean the port was removed, but what the command left running is
+/// still at work, so the hold waits for it (then for the new listener).
+#[test]
+fn handover_stop_then_background_start_is_not_taken_for_a_removed_port() {
+    fresh_netns();
+    let p = Plugctl::new(&["--port", "8099"]);
+    p.ok(&["setup"]);
+    let mut old = Command::new(python())
+        .args(service_args("8099", 1, 0.0, 0))
+        .args(["0", "1.5", "1"])
+        .spawn()
+        .expect("python3");
+    wait_sockets(8099, |n| n == 1);
+    let script = format!(
+        "kill {}; (sleep 1; {}) >/dev/null 2>&1 &",
+        old.id(),
+        service_sh("8099", 1, 0.0)
+    );
+    let json = reload_under_connects(&p, 8099, &["sh", "-c", &script], "stop, background start");
+    let _ = old.wait();
+    let r = port_record(&json, 8099);
+    assert_eq!(r["verdict"], "handed-over", "{json}");
+    assert!(
+        json.contains("(sh)"),
+        "the background shell is not named: {json}"
+    );
+    wait_sockets(8099, |n| n == 1);
+    kill_listeners(8099);
 }
 
 /// What the command leaves running holds the quiet window open even when

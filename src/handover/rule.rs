@@ -12,13 +12,15 @@
 //! | a new socket from a new process, no old one left | handed over | yes (after settle) |
 //! | a new socket owned by an old owner (or its child) | the group grew | yes (after settle) |
 //! | no old socket, new ones | added | yes (after settle) |
-//! | every old socket gone, an old owner lives on | the port was removed | yes (no wait) |
+//! | every old socket gone, an old owner lives on | the port was removed | yes (no wait), unless what the command left running still runs |
 //! | every old socket gone, every old owner exited | restart | wait for a new socket |
 //! | some old sockets gone, others still listen | shrank | yes (after settle) |
 //! | the same sockets, other owners | owners changed (fd passing, new workers) | yes (after settle) |
 //! | nothing changed | unchanged | see below |
 //!
-//! Over all ports: any port waiting holds the release; otherwise, if any
+//! Over all ports: any port waiting holds the release (a removed port too
+//! while the command's background processes run: a stop, its restart under
+//! way); otherwise, if any
 //! port changed, release once that has held for the settle time; if
 //! nothing changed anywhere, release after the quiet window (an
 //! asynchronous reload such as `kill -USR2` returns before anything
@@ -390,13 +392,26 @@ pub enum Decision {
 }
 
 /// The rule over all ports. `since_return` is the time since the reload
-/// command returned.
-pub fn decide(verdicts: &[(u16, Verdict)], since_return: Duration, quiet: Duration) -> Decision {
-    if verdicts.iter().any(|(_, v)| v.waits()) {
+/// command returned (or since what it left running was last seen); `busy`:
+/// what the command left running in the background still runs. Then a
+/// port whose old sockets closed while an old owner lives on is not taken
+/// for a removed port: a stop whose process closes its listeners first and
+/// exits later looks the same while the restart is under way
+/// (`kill OLD; (sleep 0.3; start) &`), and the quiet window does not end.
+pub fn decide(
+    verdicts: &[(u16, Verdict)],
+    since_return: Duration,
+    quiet: Duration,
+    busy: bool,
+) -> Decision {
+    if verdicts
+        .iter()
+        .any(|(_, v)| v.waits() || (busy && *v == Verdict::Removed))
+    {
         Decision::Wait
     } else if verdicts.iter().any(|(_, v)| v.changed()) {
         Decision::Ready
-    } else if since_return >= quiet {
+    } else if since_return >= quiet && !busy {
         Decision::QuietOver
     } else {
         Decision::Quiet

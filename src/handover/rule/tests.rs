@@ -142,17 +142,20 @@ fn nothing_changed_waits_for_the_quiet_window_then_releases() {
     let v = judge(&base, &now);
     assert_eq!(v, vec![(PORT, Verdict::Unchanged)]);
     let q = Duration::from_millis(300);
-    assert_eq!(decide(&v, Duration::from_millis(100), q), Decision::Quiet);
     assert_eq!(
-        decide(&v, Duration::from_millis(300), q),
+        decide(&v, Duration::from_millis(100), q, false),
+        Decision::Quiet
+    );
+    assert_eq!(
+        decide(&v, Duration::from_millis(300), q, false),
         Decision::QuietOver
     );
     // Nothing listens at all: the same.
     let empty = Baseline::new(Snapshot::default());
     let v = judge(&empty, &Snapshot::default());
     assert!(v.is_empty());
-    assert_eq!(decide(&v, Duration::ZERO, q), Decision::Quiet);
-    assert_eq!(decide(&v, q, q), Decision::QuietOver);
+    assert_eq!(decide(&v, Duration::ZERO, q, false), Decision::Quiet);
+    assert_eq!(decide(&v, q, q, false), Decision::QuietOver);
 }
 
 #[test]
@@ -167,7 +170,7 @@ fn same_socket_new_owners_is_ready() {
     let v = judge(&base, &now);
     assert_eq!(v, vec![(PORT, Verdict::OwnersChanged)]);
     assert_eq!(
-        decide(&v, Duration::ZERO, Duration::from_secs(1)),
+        decide(&v, Duration::ZERO, Duration::from_secs(1), false),
         Decision::Ready
     );
 }
@@ -293,9 +296,9 @@ fn one_waiting_port_holds_the_release_and_unchanged_ports_do_not() {
     assert_eq!(v[0], (22, Verdict::Unchanged));
     assert_eq!(v[1], (80, Verdict::HandedOver));
     assert!(matches!(v[2], (443, Verdict::HandingOver(_))));
-    assert_eq!(decide(&v, Duration::ZERO, q), Decision::Wait);
+    assert_eq!(decide(&v, Duration::ZERO, q, false), Decision::Wait);
     assert_eq!(
-        decide(&v, q * 10, q),
+        decide(&v, q * 10, q, false),
         Decision::Wait,
         "the quiet window does not end a wait"
     );
@@ -310,7 +313,7 @@ fn one_waiting_port_holds_the_release_and_unchanged_ports_do_not() {
         &[7],
     );
     assert_eq!(
-        decide(&judge(&base, &now), Duration::ZERO, q),
+        decide(&judge(&base, &now), Duration::ZERO, q, false),
         Decision::Ready
     );
 }
@@ -330,4 +333,24 @@ fn verdict_names_are_distinct() {
     ];
     let names: HashSet<&str> = all.iter().map(|v| v.name()).collect();
     assert_eq!(names.len(), all.len());
+}
+
+#[test]
+fn a_removed_port_waits_while_what_the_command_left_runs() {
+    // The old process closed its listener and lives on (exiting slowly),
+    // and the command's background restart is still under way.
+    let base = one_old();
+    let now = snap(vec![], &[proc_(100, 1, 100, 10)], &[100]);
+    let v = judge(&base, &now);
+    assert_eq!(v, vec![(PORT, Verdict::Removed)]);
+    let q = Duration::from_millis(300);
+    assert_eq!(decide(&v, q * 10, q, true), Decision::Wait);
+    assert_eq!(decide(&v, Duration::ZERO, q, false), Decision::Ready);
+    // Nothing changed: the quiet window does not end while it runs.
+    let v = vec![(PORT, Verdict::Unchanged)];
+    assert_eq!(decide(&v, q * 10, q, true), Decision::Quiet);
+    assert_eq!(decide(&v, q, q, false), Decision::QuietOver);
+    // Something else changed: ready, busy or not.
+    let v = vec![(PORT, Verdict::OwnersChanged)];
+    assert_eq!(decide(&v, Duration::ZERO, q, true), Decision::Ready);
 }
