@@ -15,7 +15,7 @@
 //! | every old socket gone, an old owner lives on | the port was removed | yes (no wait), unless what the command left running still runs |
 //! | every old socket gone, every old owner exited | restart | wait for a new socket |
 //! | some old sockets gone, others still listen | shrank | yes (after settle) |
-//! | the same sockets, other owners | owners changed (fd passing, new workers) | yes (after settle) |
+//! | the same sockets, a holder they did not have | owners changed (fd passing, new workers) | yes (after settle) |
 //! | nothing changed | unchanged | see below |
 //!
 //! Over all ports: any port waiting holds the release (a removed port too
@@ -215,7 +215,7 @@ pub struct Old {
 pub enum Verdict {
     /// Nothing changed.
     Unchanged,
-    /// The same sockets, held by other processes.
+    /// The same sockets, held by a process that did not hold them.
     OwnersChanged,
     /// A new socket owned by an old owner (or a child of one).
     Grew,
@@ -368,10 +368,13 @@ fn judge_port(before: &[&Sock], now: &[&Sock], then: &Snapshot, snap: &Snapshot)
             .flat_map(|s| s.owners.iter().copied())
             .collect()
     };
-    if kept
-        .iter()
-        .any(|s| owners_of(then, s.cookie) != owners_of(snap, s.cookie))
-    {
+    // A kept socket with a holder it did not have (fd passing, new
+    // workers). Holders only leaving is no hand-over: a process that is
+    // exiting shows no open files before its listener closes.
+    if kept.iter().any(|s| {
+        let then = owners_of(then, s.cookie);
+        owners_of(snap, s.cookie).iter().any(|p| !then.contains(p))
+    }) {
         return Verdict::OwnersChanged;
     }
     Verdict::Unchanged

@@ -354,3 +354,31 @@ fn a_removed_port_waits_while_what_the_command_left_runs() {
     let v = vec![(PORT, Verdict::OwnersChanged)];
     assert_eq!(decide(&v, Duration::ZERO, q, true), Decision::Ready);
 }
+
+#[test]
+fn holders_only_leaving_is_not_a_hand_over() {
+    // The old process is exiting: its files no longer show, its listener
+    // has not closed yet (seen under TCG in the storm's cold restart).
+    let base = one_old();
+    let now = snap(vec![sock(1, PORT, &[])], &[], &[100]);
+    assert_eq!(judge(&base, &now), vec![(PORT, Verdict::Unchanged)]);
+    // nginx: a worker exits before the new ones are forked.
+    let base = Baseline::new(snap(
+        vec![sock(1, PORT, &[100, 101])],
+        &[proc_(100, 1, 100, 10), proc_(101, 100, 100, 11)],
+        &[],
+    ));
+    let now = snap(
+        vec![sock(1, PORT, &[100])],
+        &[proc_(100, 1, 100, 10)],
+        &[100],
+    );
+    assert_eq!(judge(&base, &now), vec![(PORT, Verdict::Unchanged)]);
+    // ...and then a new worker holds it.
+    let now = snap(
+        vec![sock(1, PORT, &[100, 102])],
+        &[proc_(100, 1, 100, 10), proc_(102, 100, 100, 50)],
+        &[100],
+    );
+    assert_eq!(judge(&base, &now), vec![(PORT, Verdict::OwnersChanged)]);
+}
