@@ -132,6 +132,12 @@ pub struct PortRecord {
     /// listening, ms (`None`: they still listened at release). Remembered
     /// for the next reload of the same command, unless nothing changed.
     pub old_open_ms: Option<f64>,
+    /// Whether the old process accepted from its queue after the command
+    /// started (it shrank while every old listener still listened);
+    /// `None`: nothing was queued when the command ran. `false` (a stop
+    /// that closes without accepting, such as SIGTERM) is remembered: the
+    /// next reload of the command drains in full.
+    pub old_accepted: Option<bool>,
 }
 
 /// What one reload did: printed as the summary line, or as JSON.
@@ -343,7 +349,10 @@ pub async fn reload<K: Kernel + Send + 'static>(
                 }
                 // Read only when there is something to drain.
                 let learned = (!b.current_cookies().is_empty()).then(|| agent.store().learned());
-                let plan = DrainPlan::new(&b, |port| learned.as_ref()?.old_open(&key, port));
+                let plan = DrainPlan::new(&b, |port| {
+                    let s = learned.as_ref()?.seen(&key, port)?;
+                    Some((s.old_open_ms, s.accepts))
+                });
                 record.handover.drain_skipped = plan.skip.iter().copied().collect();
                 // Whole milliseconds, as learned: `as_secs_f64() * 1000` is not exact.
                 record.handover.drain_budget_ms = plan.budget.map(|d| d.as_millis() as f64);
@@ -380,6 +389,9 @@ pub async fn reload<K: Kernel + Send + 'static>(
     // Per port, when (ms after the command started) the old listeners were
     // first seen gone (see `learn`).
     let mut closed = Closed::default();
+    if let Watch::Observed(_, queued) = &watch {
+        closed.queued = queued.clone();
+    }
     // What the command leaves running, if this process adopts it.
     let bg = match watch {
         Watch::Observed(..) => Background::before_command(),
@@ -546,7 +558,13 @@ fn learn<K: Kernel + Send + 'static>(agent: &Agent<K>, key: &[String], record: &
     let now = crate::state::now_ms();
     let mut changed = false;
     for p in tell {
-        changed |= learned.note(key, p.port, p.old_open_ms.map(|ms| ms as u64), now);
+        changed |= learned.note(
+            key,
+            p.port,
+            p.old_open_ms.map(|ms| ms as u64),
+            p.old_accepted,
+            now,
+        );
     }
     if changed {
         if let Err(e) = store.set_learned(&learned) {
@@ -565,6 +583,12 @@ const CLOSE_POLL: Duration = Duration::from_millis(50);
 struct Closed {
     started: Option<Instant>,
     at: BTreeMap<u16, f64>,
+    /// Per port, the old listeners' queue when the command ran.
+    queued: BTreeMap<u16, u32>,
+    /// The ports whose old queue shrank after the command started, every
+    /// old listener still listening: the old process accepted. (With the
+    /// plug closed no new connection reaches them.)
+    accepted: BTreeSet<u16>,
 }
 
 impl Closed {
@@ -579,27 +603,47 @@ impl Closed {
             base,
             l.iter()
                 .filter(|l| scope.covers(l))
-                .map(|l| (l.cookie, l.port)),
+                .map(|l| (l.cookie, l.port, l.rqueue)),
         );
     }
 
     /// Note the ports none of whose old sockets is among the `(cookie,
-    /// port)` listening now.
-    fn seen(&mut self, base: &Baseline, now: impl Iterator<Item = (u64, u16)>) {
+    /// port, queue)` listening now, and those whose old queue shrank.
+    fn seen(&mut self, base: &Baseline, now: impl Iterator<Item = (u64, u16, u32)>) {
         let Some(started) = self.started else {
             return;
         };
         let old = base.current_cookies();
-        let open: BTreeSet<u16> = now
-            .filter(|(c, _)| old.contains(c))
-            .map(|(_, p)| p)
-            .collect();
-        let t = started.elapsed().as_secs_f64() * 1000.0;
+        // Per port: old sockets still listening, and their queue.
+        let mut open: BTreeMap<u16, (usize, u32)> = BTreeMap::new();
+        for (_, port, q) in now.filter(|(c, _, _)| old.contains(c)) {
+            let e = open.entry(port).or_default();
+            e.0 += 1;
+            e.1 += q;
+        }
+        let mut at_hold: BTreeMap<u16, usize> = BTreeMap::new();
         for s in base.snap.socks.iter().filter(|s| old.contains(&s.cookie)) {
-            if !open.contains(&s.port) {
-                self.at.entry(s.port).or_insert(t);
+            *at_hold.entry(s.port).or_default() += 1;
+        }
+        let t = started.elapsed().as_secs_f64() * 1000.0;
+        for (port, n) in at_hold {
+            match open.get(&port) {
+                None => {
+                    self.at.entry(port).or_insert(t);
+                }
+                Some(&(k, q)) => {
+                    if k == n && self.queued.get(&port).is_some_and(|&was| q < was) {
+                        self.accepted.insert(port);
+                    }
+                }
             }
         }
+    }
+
+    /// Whether the old process accepted on `port` after the command
+    /// started (`None`: nothing was queued then).
+    fn accepted(&self, port: u16) -> Option<bool> {
+        (self.queued.get(&port).copied().unwrap_or(0) > 0).then(|| self.accepted.contains(&port))
     }
 }
 
@@ -615,9 +659,13 @@ struct DrainPlan {
 }
 
 impl DrainPlan {
-    /// `old_open(port)`: what the last observed reload of the command
-    /// showed on `port` ([`crate::state::Learned::old_open`]).
-    fn new(base: &Baseline, old_open: impl Fn(u16) -> Option<Option<u64>>) -> DrainPlan {
+    /// `seen(port)`: what the last observed reload of the command showed
+    /// on `port`: how long its old listeners stayed open, and whether the
+    /// old process accepted meanwhile ([`crate::state::learned::Seen`]).
+    fn new(
+        base: &Baseline,
+        seen: impl Fn(u16) -> Option<(Option<u64>, Option<bool>)>,
+    ) -> DrainPlan {
         let old = base.current_cookies();
         let ports: BTreeSet<u16> = base
             .snap
@@ -629,13 +677,16 @@ impl DrainPlan {
         let mut plan = DrainPlan::default();
         let (mut budget, mut full): (Option<Duration>, bool) = (None, false);
         for port in ports {
-            match old_open(port) {
-                Some(None) => {
+            match seen(port) {
+                Some((None, _)) => {
                     plan.skip.insert(port);
                 }
+                // The old process stopped accepting when the command
+                // started (a SIGTERM): what is left queued would be reset.
+                Some((Some(_), Some(false))) => full = true,
                 // Half: the old process accepts more slowly while the new
                 // one starts beside it.
-                Some(Some(ms)) => {
+                Some((Some(ms), _)) => {
                     let b = Duration::from_millis(ms / 2);
                     budget = Some(budget.map_or(b, |x| x.min(b)));
                 }
@@ -664,9 +715,9 @@ const DRAIN_RATE_AFTER: Duration = Duration::from_millis(20);
 ///
 /// What earlier reloads of the command showed shortens it ([`DrainPlan`]):
 /// a port whose old listeners are kept is not drained, and one whose old
-/// listeners stayed open for a while after the command started is drained
-/// only until the old process, at the pace seen, would accept the rest in
-/// half that while.
+/// listeners stayed open for a while after the command started, the old
+/// process accepting meanwhile, is drained only until it, at the pace
+/// seen, would accept the rest in half that while.
 ///
 /// The drain also ends once the plug holds as many SYNs as the old queues
 /// still have connections: draining longer could save at most those from
@@ -879,7 +930,7 @@ async fn observe<K: Kernel + Send + 'static>(
         .await
         .unwrap_or_default();
         verdicts = rule::judge(base, &now);
-        closed.seen(base, now.socks.iter().map(|s| (s.cookie, s.port)));
+        closed.seen(base, now.socks.iter().map(|s| (s.cookie, s.port, s.rqueue)));
         let t = returned.elapsed().as_secs_f64() * 1000.0;
         for (port, v) in &verdicts {
             // Since when the port is in its safe, changed state.
@@ -977,6 +1028,7 @@ async fn observe<K: Kernel + Send + 'static>(
                 backlog_at_hold: then.map(|s| s.wqueue).sum(),
                 free_backlog: now.map(|s| s.wqueue.saturating_sub(s.rqueue)).sum(),
                 old_open_ms: closed.at.get(port).copied(),
+                old_accepted: closed.accepted(*port),
             }
         })
         .collect();

@@ -303,7 +303,13 @@ async fn a_port_whose_listeners_are_kept_is_not_drained() {
     };
     // Another PID after the command's arguments: the same command.
     let mut learned = crate::state::Learned::default();
-    learned.note(&["sh".into(), "-c".into(), "true".into()], 8080, None, 1);
+    learned.note(
+        &["sh".into(), "-c".into(), "true".into()],
+        8080,
+        None,
+        None,
+        1,
+    );
     lab.agent.store().set_learned(&learned).unwrap();
     let cmd = argv(&["sh", "-c", "true", "4242"]);
     let rec = reload(&lab.agent, &cmd, &o).await.unwrap();
@@ -342,7 +348,7 @@ async fn a_port_whose_listeners_stayed_open_is_drained_until_the_rest_fits_half_
     lab.kernel(|k| k.listeners = vec![queued(400)]);
     let mut learned = crate::state::Learned::default();
     // 1,001 ms: `1.001 * 1000.0` is not 1001.0 in f64.
-    learned.note(&["true".into()], 8080, Some(2002), 1);
+    learned.note(&["true".into()], 8080, Some(2002), None, 1);
     lab.agent.store().set_learned(&learned).unwrap();
     // The old process accepts 100 every 20 ms: 5,000/s.
     let agent = lab.agent.clone();
@@ -380,7 +386,7 @@ async fn a_restart_replaces_what_was_learned() {
     let cmd = marked(&marker, 0.2);
     let key = key_of(&cmd);
     let mut learned = crate::state::Learned::default();
-    learned.note(&key, 8080, None, 1);
+    learned.note(&key, 8080, None, None, 1);
     lab.agent.store().set_learned(&learned).unwrap();
     lab.kernel(|k| k.listeners = vec![listener(1)]);
     let swap = restart(&lab, &marker, 300);
@@ -700,4 +706,64 @@ async fn no_command_is_a_usage_error() {
     let e = reload(&lab.agent, &[], &opts()).await.unwrap_err();
     assert_eq!(e.exit_code(), 2, "{e}");
     assert!(lab.calls().is_empty());
+}
+
+/// While the command runs (the plug closed: nothing new reaches the old
+/// listeners), an old queue that shrinks means the old process accepted
+/// (HAProxy -sf); one that stays until the listener closes means it
+/// stopped at once (a SIGTERM), and what was queued was reset.
+#[test]
+fn whether_the_old_process_accepted_during_the_command_is_seen() {
+    let scope = Scope::default();
+    let base = Baseline::new(snap::take(&scope, &[listener(1)], &[], None, true));
+    let q = |n| plugctl_netlink::diag::Listener {
+        rqueue: n,
+        ..listener(1)
+    };
+    let queued = || Closed {
+        queued: [(8080, 5)].into(),
+        ..Closed::default()
+    };
+    let mut c = queued();
+    c.start();
+    c.look(&base, &scope, &[q(5)]);
+    c.look(&base, &scope, &[]);
+    assert_eq!(c.accepted(8080), Some(false));
+    let mut c = queued();
+    c.start();
+    c.look(&base, &scope, &[q(3)]);
+    c.look(&base, &scope, &[]);
+    assert_eq!(c.accepted(8080), Some(true));
+    // Before the command starts, nothing counts.
+    let mut c = queued();
+    c.look(&base, &scope, &[q(3)]);
+    c.start();
+    assert_eq!(c.accepted(8080), Some(false));
+    // Nothing was queued: nothing is known.
+    let mut c = Closed::default();
+    c.start();
+    c.look(&base, &scope, &[]);
+    assert_eq!(c.accepted(8080), None);
+}
+
+/// What the drain plan makes of it: a port whose old process stopped
+/// accepting when the command started is drained in full, not to a budget.
+#[test]
+fn a_port_whose_old_process_stopped_accepting_is_drained_in_full() {
+    let base = Baseline::new(snap::take(
+        &Scope::default(),
+        &[listener(1)],
+        &[],
+        None,
+        true,
+    ));
+    let plan = DrainPlan::new(&base, |_| Some((Some(1000), Some(false))));
+    assert!(plan.skip.is_empty());
+    assert_eq!(plan.budget, None);
+    for accepts in [Some(true), None] {
+        let plan = DrainPlan::new(&base, |_| Some((Some(1000), accepts)));
+        assert_eq!(plan.budget, Some(Duration::from_millis(500)));
+    }
+    let plan = DrainPlan::new(&base, |_| Some((None, Some(false))));
+    assert_eq!(plan.skip.len(), 1);
 }

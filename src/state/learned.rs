@@ -4,11 +4,13 @@
 //! a `systemctl restart` at once), or that they were kept (`nginx -s
 //! reload`, a master-worker `USR2`: the new processes inherit the sockets).
 //!
-//! The drain before the command uses it: the old process goes on accepting
-//! from its queue while the command runs, until its listeners stop. So a
-//! port whose listeners are kept is not drained, and a port whose listeners
-//! stayed open for a while after the last start of the command is drained
-//! only until what is left would take the old process half that time.
+//! The drain before the command uses it: the old process may go on
+//! accepting from its queue while the command runs, until its listeners
+//! stop. So a port whose listeners are kept is not drained, and a port
+//! whose listeners stayed open for a while after the last start of the
+//! command, and whose old process was seen accepting meanwhile, is drained
+//! only until what is left would take the old process half that time. One
+//! whose old process did not accept (a SIGTERM) is drained in full.
 //! Every observed reload of the command replaces what it showed; a port or
 //! command plugctl has not seen is drained in full.
 //!
@@ -46,6 +48,13 @@ pub struct Seen {
     /// How long after the command started the old listeners stopped
     /// listening, ms; `None`: they were kept.
     pub old_open_ms: Option<u64>,
+    /// Whether the old process went on accepting from its queue after the
+    /// command started (`false`: it stopped at once, as on a SIGTERM, and
+    /// what was queued was reset); `None`: never seen (nothing was queued
+    /// when the command ran). Kept from an earlier reload when a later one
+    /// shows nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepts: Option<bool>,
     /// When it was seen, ms since the Unix epoch.
     pub seen_ms: u64,
 }
@@ -106,13 +115,22 @@ impl Learned {
             .map(|o| o.old_open_ms)
     }
 
+    /// What the last observed reload of `command` showed on `port`.
+    pub fn seen(&self, command: &[String], port: u16) -> Option<&Seen> {
+        self.ports
+            .iter()
+            .find(|o| o.port == port && o.command == command)
+    }
+
     /// Note what a reload of `command` showed on `port` (replacing what an
-    /// earlier one did). Returns whether anything changed.
+    /// earlier one did; `accepts: None` keeps what an earlier one showed).
+    /// Returns whether anything changed.
     pub fn note(
         &mut self,
         command: &[String],
         port: u16,
         old_open_ms: Option<u64>,
+        accepts: Option<bool>,
         now_ms: u64,
     ) -> bool {
         let at = self
@@ -120,17 +138,21 @@ impl Learned {
             .iter()
             .position(|o| o.port == port && o.command == command);
         let before = at.map(|i| self.ports.remove(i));
+        let accepts = accepts.or(before.as_ref().and_then(|b| b.accepts));
         self.version = VERSION;
         self.ports.push(Seen {
             command: command.to_vec(),
             port,
             old_open_ms,
+            accepts,
             seen_ms: now_ms,
         });
         if self.ports.len() > MAX_ENTRIES {
             self.ports.remove(0);
         }
-        before.is_none_or(|b| b.old_open_ms != old_open_ms || b.seen_ms != now_ms)
+        before.is_none_or(|b| {
+            b.old_open_ms != old_open_ms || b.accepts != accepts || b.seen_ms != now_ms
+        })
     }
 }
 
@@ -145,8 +167,8 @@ mod tests {
     #[test]
     fn what_is_noted_is_kept_per_command_and_port_and_round_trips() {
         let mut l = Learned::default();
-        assert!(l.note(&cmd("haproxy -sf"), 80, Some(2000), 5));
-        assert!(l.note(&cmd("nginx -s reload"), 80, None, 5));
+        assert!(l.note(&cmd("haproxy -sf"), 80, Some(2000), None, 5));
+        assert!(l.note(&cmd("nginx -s reload"), 80, None, None, 5));
         assert_eq!(l.old_open(&cmd("haproxy -sf"), 80), Some(Some(2000)));
         assert_eq!(l.old_open(&cmd("nginx -s reload"), 80), Some(None));
         assert_eq!(l.old_open(&cmd("haproxy -sf"), 443), None);
@@ -157,8 +179,8 @@ mod tests {
     #[test]
     fn a_later_reload_replaces_what_an_earlier_one_showed() {
         let mut l = Learned::default();
-        l.note(&cmd("x"), 80, Some(2000), 1);
-        assert!(l.note(&cmd("x"), 80, Some(3), 2));
+        l.note(&cmd("x"), 80, Some(2000), None, 1);
+        assert!(l.note(&cmd("x"), 80, Some(3), None, 2));
         assert_eq!(l.old_open(&cmd("x"), 80), Some(Some(3)));
         assert_eq!(l.ports.len(), 1);
     }
@@ -167,16 +189,32 @@ mod tests {
     fn the_oldest_is_forgotten_beyond_max_entries() {
         let mut l = Learned::default();
         for p in 0..=MAX_ENTRIES as u16 {
-            l.note(&cmd("x"), p, None, u64::from(p));
+            l.note(&cmd("x"), p, None, None, u64::from(p));
         }
         assert_eq!(l.ports.len(), MAX_ENTRIES);
         assert_eq!(l.old_open(&cmd("x"), 0), None);
         assert_eq!(l.old_open(&cmd("x"), MAX_ENTRIES as u16), Some(None));
         // Seeing one again makes it the newest.
-        l.note(&cmd("x"), 1, None, 99);
-        l.note(&cmd("x"), 1000, None, 100);
+        l.note(&cmd("x"), 1, None, None, 99);
+        l.note(&cmd("x"), 1000, None, None, 100);
         assert_eq!(l.old_open(&cmd("x"), 1), Some(None));
         assert_eq!(l.old_open(&cmd("x"), 2), None);
+    }
+
+    #[test]
+    fn whether_the_old_process_accepts_is_kept_until_a_reload_shows_it_again() {
+        let mut l = Learned::default();
+        l.note(&cmd("x"), 80, Some(400), Some(false), 1);
+        assert!(l.note(&cmd("x"), 80, Some(500), None, 2));
+        let s = l.seen(&cmd("x"), 80).unwrap();
+        assert_eq!((s.old_open_ms, s.accepts), (Some(500), Some(false)));
+        l.note(&cmd("x"), 80, Some(500), Some(true), 3);
+        assert_eq!(l.seen(&cmd("x"), 80).unwrap().accepts, Some(true));
+        // A file from before the field: read as never seen.
+        let old =
+            br#"{"version":1,"ports":[{"command":["x"],"port":80,"old_open_ms":1,"seen_ms":1}]}"#;
+        assert_eq!(Learned::parse(old).unwrap().ports[0].accepts, None);
+        assert_eq!(Learned::parse(&l.to_bytes()), Ok(l));
     }
 
     #[test]

@@ -225,7 +225,7 @@ fn the_learned_file_is_0600_and_goes_at_teardown() {
     let store = Store::new(&t.0.join("run"), "lo");
     assert_eq!(store.learned(), Learned::default());
     let mut l = Learned::default();
-    l.note(&["haproxy".into(), "-sf".into()], 80, Some(2000), 1);
+    l.note(&["haproxy".into(), "-sf".into()], 80, Some(2000), None, 1);
     store.set_learned(&l).unwrap();
     let path = t.0.join("run").join(format!("{}.learned.json", store.key));
     assert_eq!(mode(&path), 0o600);
