@@ -132,11 +132,12 @@ pub struct PortRecord {
     /// listening, ms (`None`: they still listened at release). Remembered
     /// for the next reload of the same command, unless nothing changed.
     pub old_open_ms: Option<f64>,
-    /// Whether the old process accepted from its queue after the command
-    /// started (it shrank while every old listener still listened);
-    /// `None`: nothing was queued when the command ran. `false` (a stop
-    /// that closes without accepting, such as SIGTERM) is remembered: the
-    /// next reload of the command drains in full.
+    /// Whether the old process accepted what was queued when the command
+    /// ran before its listeners stopped (at most half was left at the last
+    /// look); `None`: nothing was queued, or it was not seen. `false` (a
+    /// stop that closes without accepting, such as SIGTERM, resets what is
+    /// queued) is remembered: the next reload of the command drains in
+    /// full.
     pub old_accepted: Option<bool>,
 }
 
@@ -585,10 +586,11 @@ struct Closed {
     at: BTreeMap<u16, f64>,
     /// Per port, the old listeners' queue when the command ran.
     queued: BTreeMap<u16, u32>,
-    /// The ports whose old queue shrank after the command started, every
-    /// old listener still listening: the old process accepted. (With the
-    /// plug closed no new connection reaches them.)
-    accepted: BTreeSet<u16>,
+    /// Per port, the old queue at the last look after the command started
+    /// with every old listener still listening. (With the plug closed no
+    /// new connection reaches them: only the old process accepting
+    /// shrinks it.)
+    last_q: BTreeMap<u16, u32>,
 }
 
 impl Closed {
@@ -632,18 +634,26 @@ impl Closed {
                     self.at.entry(port).or_insert(t);
                 }
                 Some(&(k, q)) => {
-                    if k == n && self.queued.get(&port).is_some_and(|&was| q < was) {
-                        self.accepted.insert(port);
+                    if k == n && !self.at.contains_key(&port) {
+                        self.last_q.insert(port, q);
                     }
                 }
             }
         }
     }
 
-    /// Whether the old process accepted on `port` after the command
-    /// started (`None`: nothing was queued then).
+    /// Whether the old process accepted what was queued on `port` before
+    /// its listeners stopped: at the last look before they did, at most
+    /// half of what was queued when the command ran was left (the rest
+    /// was reset). `None`: nothing was queued, they did not stop, or no
+    /// look saw them open after the command started.
     fn accepted(&self, port: u16) -> Option<bool> {
-        (self.queued.get(&port).copied().unwrap_or(0) > 0).then(|| self.accepted.contains(&port))
+        let was = self.queued.get(&port).copied().unwrap_or(0);
+        if was == 0 || !self.at.contains_key(&port) {
+            return None;
+        }
+        let left = *self.last_q.get(&port)?;
+        Some(left <= was / 2)
     }
 }
 

@@ -709,9 +709,10 @@ async fn no_command_is_a_usage_error() {
 }
 
 /// While the command runs (the plug closed: nothing new reaches the old
-/// listeners), an old queue that shrinks means the old process accepted
-/// (HAProxy -sf); one that stays until the listener closes means it
-/// stopped at once (a SIGTERM), and what was queued was reset.
+/// listeners), only the old process accepting shrinks their queue. Most of
+/// it still there at the last look before they stopped means the old
+/// process stopped without accepting (a SIGTERM), and that was reset;
+/// little left means it accepted (HAProxy -sf).
 #[test]
 fn whether_the_old_process_accepted_during_the_command_is_seen() {
     let scope = Scope::default();
@@ -720,28 +721,36 @@ fn whether_the_old_process_accepted_during_the_command_is_seen() {
         rqueue: n,
         ..listener(1)
     };
-    let queued = || Closed {
-        queued: [(8080, 5)].into(),
+    let run = |looks: &[&[plugctl_netlink::diag::Listener]]| {
+        let mut c = Closed {
+            queued: [(8080, 10)].into(),
+            ..Closed::default()
+        };
+        c.start();
+        for l in looks {
+            c.look(&base, &scope, l);
+        }
+        c.accepted(8080)
+    };
+    assert_eq!(run(&[&[q(9)], &[q(8)], &[]]), Some(false));
+    assert_eq!(run(&[&[q(9)], &[q(1)], &[]]), Some(true));
+    assert_eq!(run(&[&[q(5)], &[]]), Some(true));
+    // Still listening at the end, or never seen open: unknown.
+    assert_eq!(run(&[&[q(9)]]), None);
+    assert_eq!(run(&[&[]]), None);
+    // Before the command starts, nothing counts.
+    let mut c = Closed {
+        queued: [(8080, 10)].into(),
         ..Closed::default()
     };
-    let mut c = queued();
+    c.look(&base, &scope, &[q(0)]);
     c.start();
-    c.look(&base, &scope, &[q(5)]);
     c.look(&base, &scope, &[]);
-    assert_eq!(c.accepted(8080), Some(false));
-    let mut c = queued();
-    c.start();
-    c.look(&base, &scope, &[q(3)]);
-    c.look(&base, &scope, &[]);
-    assert_eq!(c.accepted(8080), Some(true));
-    // Before the command starts, nothing counts.
-    let mut c = queued();
-    c.look(&base, &scope, &[q(3)]);
-    c.start();
-    assert_eq!(c.accepted(8080), Some(false));
+    assert_eq!(c.accepted(8080), None);
     // Nothing was queued: nothing is known.
     let mut c = Closed::default();
     c.start();
+    c.look(&base, &scope, &[q(0)]);
     c.look(&base, &scope, &[]);
     assert_eq!(c.accepted(8080), None);
 }
