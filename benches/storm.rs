@@ -66,6 +66,8 @@ struct Args {
     out: String,
     methods: Vec<String>,
     plugctl: String,
+    /// plugctl's flags (`--plugctl-flags`; default: the TCG scaling).
+    flags: String,
 }
 
 fn args() -> Args {
@@ -80,6 +82,7 @@ fn args() -> Args {
         out: "target/storm".into(),
         methods: vec![],
         plugctl: "target/release/plugctl".into(),
+        flags: TCG_SCALED.into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -91,6 +94,14 @@ fn args() -> Args {
             "--out" => a.out = v(),
             "--method" => a.methods.push(v()),
             "--plugctl" => a.plugctl = v(),
+            // `none`: no flags at all (an empty word may not survive the
+            // trip into the VM).
+            "--plugctl-flags" => {
+                a.flags = v();
+                if a.flags == "none" {
+                    a.flags.clear();
+                }
+            }
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -149,7 +160,7 @@ fn wait_listening() -> String {
 const TCG_SCALED: &str = "--max-hold 30s";
 
 /// The reload command of a method, as a bash script.
-fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
+fn reload_script(method: &str, dir: &str, plugctl: &str, flags: &str) -> String {
     // The SYN-drop trick: new SYNs to the port are dropped while it runs.
     let drop_syns = |op| format!("iptables {op} INPUT -p tcp --dport {PORT} --syn -j DROP");
     let (drop, undrop) = (drop_syns("-I"), drop_syns("-D"));
@@ -166,7 +177,7 @@ fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
         // takes seconds to start, and to exit after SIGTERM); no other
         // flags: the default (the observed hand-over, its 300 ms quiet
         // window included) is measured.
-        "plugctl" => format!("{plugctl} {st} {TCG_SCALED} -- {hap} {sf}"),
+        "plugctl" => format!("{plugctl} {st} {flags} -- {hap} {sf}"),
         "yelp" => format!(
             "{}; {hap} {sf}; sleep 0.010; {}",
             yelp_plug("--buffer"),
@@ -180,7 +191,7 @@ fn reload_script(method: &str, dir: &str, plugctl: &str) -> String {
             wait_listening()
         ),
         "cold+plugctl" => format!(
-            "{plugctl} {st} {TCG_SCALED} -- bash -c '{}'",
+            "{plugctl} {st} {flags} -- bash -c '{}'",
             cold.replace('\'', "'\\''")
         ),
         m => panic!("unknown method {m}"),
@@ -340,7 +351,7 @@ fn counters() -> String {
 fn run_method(method: &str, a: &Args) -> Run {
     let dir = format!("/tmp/plugctl-storm/{method}");
     prepare(method, &dir, &a.plugctl);
-    let script = reload_script(method, &dir, &a.plugctl);
+    let script = reload_script(method, &dir, &a.plugctl, &a.flags);
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let rate = a.rate;
@@ -671,6 +682,7 @@ fn main() {
             methods: vec![],
             out: a.out.clone(),
             plugctl: a.plugctl.clone(),
+            flags: a.flags.clone(),
             ..a
         };
         let r = std::thread::spawn(move || run_method(&m, &args2))

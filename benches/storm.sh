@@ -14,7 +14,8 @@
 #
 # STORM-ARGS: --rate N (default 200/s: the TCG ceiling is ~300), --reloads N
 # (default 50 per method), --gap-ms N (pause between reloads, default
-# 1000), --method M
+# 1000), --plugctl-flags "FLAGS" (plugctl's flags; default "--max-hold 30s",
+# the TCG scaling; none: no flags at all), --method M
 # (repeatable; default all: naive plugctl yelp syn-drop seamless sysctl cold
 # cold+sysctl cold+syn-drop cold+plugctl).
 set -euo pipefail

@@ -1714,71 +1714,63 @@ fn handover_cold_restart_is_held_until_the_new_listener_is_up() {
     kill_listeners(8090);
 }
 
-/// The storm's cold restart: the command sends SIGTERM and starts the
-/// new service in the background, then returns at once. The old process
-/// listens for 1 s more (longer than the 300 ms quiet window): to the
-/// listeners nothing has changed when the window ends, but what the
-/// command left running is still at work, so the hold goes on until the
-/// restart is seen through.
-#[test]
-fn handover_cold_restart_in_the_background_is_held_past_the_quiet_window() {
+/// The storm's cold restart, `kill OLD; (sleep GAP; start NEW) &`: the
+/// command returns at once. The old process exits `linger` s after
+/// SIGTERM, listening until then, or (`close_first`) having closed its
+/// listener at once. Runs a no-flag reload under connects (none may fail),
+/// checks the hand-over and that the background shell was named; returns
+/// the record.
+fn background_restart(
+    port: u16,
+    linger: &str,
+    close_first: bool,
+    gap: &str,
+    label: &str,
+) -> String {
     fresh_netns();
-    let p = Plugctl::new(&["--port", "8097"]);
+    let ports = port.to_string();
+    let p = Plugctl::new(&["--port", &ports]);
     p.ok(&["setup"]);
     let mut old = Command::new(python())
-        .args(service_args("8097", 1, 0.0, 0))
-        .args(["0", "1.0"])
+        .args(service_args(&ports, 1, 0.0, 0))
+        .args(["0", linger, if close_first { "1" } else { "0" }])
         .spawn()
         .expect("python3");
-    wait_sockets(8097, |n| n == 1);
+    wait_sockets(port, |n| n == 1);
     let script = format!(
-        "kill {}; (sleep 1.5; {}) >/dev/null 2>&1 &",
+        "kill {}; (sleep {gap}; {}) >/dev/null 2>&1 &",
         old.id(),
-        service_sh("8097", 1, 0.0)
+        service_sh(&ports, 1, 0.0)
     );
-    let json = reload_under_connects(&p, 8097, &["sh", "-c", &script], "background restart");
+    let json = reload_under_connects(&p, port, &["sh", "-c", &script], label);
     let _ = old.wait();
-    let r = port_record(&json, 8097);
-    assert_eq!(r["verdict"], "handed-over", "{json}");
-    assert!(json.contains("\"quiet_window\":false"), "{json}");
+    assert_eq!(port_record(&json, port)["verdict"], "handed-over", "{json}");
     assert!(
         json.contains("(sh)"),
         "the background shell is not named: {json}"
     );
-    wait_sockets(8097, |n| n == 1);
-    kill_listeners(8097);
+    wait_sockets(port, |n| n == 1);
+    kill_listeners(port);
+    json
 }
 
-/// The same restart, with an old process that closes its listener at once
-/// and exits 1.5 s later: "every old socket gone, its owner lives on"
-/// would mean the port was removed, but what the command left running is
-/// still at work, so the hold waits for it (then for the new listener).
+/// The old process listens for 1 s after SIGTERM (longer than the 300 ms
+/// quiet window): to the listeners nothing has changed when the window
+/// ends, but what the command left running is still at work, so the hold
+/// goes on until the restart is seen through.
+#[test]
+fn handover_cold_restart_in_the_background_is_held_past_the_quiet_window() {
+    let json = background_restart(8097, "1.0", false, "1.5", "background restart");
+    assert!(json.contains("\"quiet_window\":false"), "{json}");
+}
+
+/// The old process closes its listener at once and exits 1.5 s later:
+/// "every old socket gone, its owner lives on" would mean the port was
+/// removed, but what the command left running is still at work, so the
+/// hold waits for it (then for the new listener).
 #[test]
 fn handover_stop_then_background_start_is_not_taken_for_a_removed_port() {
-    fresh_netns();
-    let p = Plugctl::new(&["--port", "8099"]);
-    p.ok(&["setup"]);
-    let mut old = Command::new(python())
-        .args(service_args("8099", 1, 0.0, 0))
-        .args(["0", "1.5", "1"])
-        .spawn()
-        .expect("python3");
-    wait_sockets(8099, |n| n == 1);
-    let script = format!(
-        "kill {}; (sleep 1; {}) >/dev/null 2>&1 &",
-        old.id(),
-        service_sh("8099", 1, 0.0)
-    );
-    let json = reload_under_connects(&p, 8099, &["sh", "-c", &script], "stop, background start");
-    let _ = old.wait();
-    let r = port_record(&json, 8099);
-    assert_eq!(r["verdict"], "handed-over", "{json}");
-    assert!(
-        json.contains("(sh)"),
-        "the background shell is not named: {json}"
-    );
-    wait_sockets(8099, |n| n == 1);
-    kill_listeners(8099);
+    background_restart(8099, "1.5", true, "1", "stop, background start");
 }
 
 /// What the command leaves running holds the quiet window open even when
