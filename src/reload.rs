@@ -610,7 +610,8 @@ impl Closed {
     }
 
     /// Note the ports none of whose old sockets is among the `(cookie,
-    /// port, queue)` listening now, and those whose old queue shrank.
+    /// port, queue)` listening now, and the old queue of those whose old
+    /// sockets all still listen.
     fn seen(&mut self, base: &Baseline, now: impl Iterator<Item = (u64, u16, u32)>) {
         let Some(started) = self.started else {
             return;
@@ -691,8 +692,8 @@ impl DrainPlan {
                 Some((None, _)) => {
                     plan.skip.insert(port);
                 }
-                // The old process stopped accepting when the command
-                // started (a SIGTERM): what is left queued would be reset.
+                // The old process left most of its queue when its listeners
+                // stopped (a SIGTERM): what is left queued would be reset.
                 Some((Some(_), Some(false))) => full = true,
                 // Half: the old process accepts more slowly while the new
                 // one starts beside it.

@@ -281,7 +281,11 @@ async fn by_default_a_restart_is_held_until_the_new_listener_is_up() {
     assert!(gone < 500.0, "{rec:?}");
     let key = learned_key(&rec.command);
     assert_eq!(
-        lab.agent.store().learned().old_open(&key, 8080),
+        lab.agent
+            .store()
+            .learned()
+            .seen(&key, 8080)
+            .map(|s| s.old_open_ms),
         Some(Some(gone as u64))
     );
 }
@@ -400,7 +404,11 @@ async fn a_restart_replaces_what_was_learned() {
     assert_eq!(rec.handover.drain_skipped, [8080], "{rec:?}");
     let gone = rec.handover.ports[0].old_open_ms.expect("old_open_ms");
     assert_eq!(
-        lab.agent.store().learned().old_open(&key, 8080),
+        lab.agent
+            .store()
+            .learned()
+            .seen(&key, 8080)
+            .map(|s| s.old_open_ms),
         Some(Some(gone as u64))
     );
 }
@@ -457,7 +465,11 @@ async fn when_the_old_listeners_stop_while_the_command_runs_is_remembered() {
     assert!((300.0..600.0).contains(&gone), "{rec:?}");
     let key = key_of(&cmd);
     assert_eq!(
-        lab.agent.store().learned().old_open(&key, 8080),
+        lab.agent
+            .store()
+            .learned()
+            .seen(&key, 8080)
+            .map(|s| s.old_open_ms),
         Some(Some(gone as u64))
     );
 }
@@ -484,7 +496,11 @@ async fn a_new_port_teaches_nothing() {
     rec.handover.ports = vec![port("owners-changed", 1, None)];
     learn(&lab.agent, &["x".into()], &rec);
     assert_eq!(
-        lab.agent.store().learned().old_open(&["x".into()], 8080),
+        lab.agent
+            .store()
+            .learned()
+            .seen(&["x".into()], 8080)
+            .map(|s| s.old_open_ms),
         Some(None)
     );
 }

@@ -105,16 +105,6 @@ impl Learned {
         v
     }
 
-    /// What the last observed reload of `command` showed on `port`:
-    /// `None` if nothing; `Some(None)` if its old listeners were kept;
-    /// `Some(Some(ms))` if they stopped listening `ms` after it started.
-    pub fn old_open(&self, command: &[String], port: u16) -> Option<Option<u64>> {
-        self.ports
-            .iter()
-            .find(|o| o.port == port && o.command == command)
-            .map(|o| o.old_open_ms)
-    }
-
     /// What the last observed reload of `command` showed on `port`.
     pub fn seen(&self, command: &[String], port: u16) -> Option<&Seen> {
         self.ports
@@ -169,10 +159,23 @@ mod tests {
         let mut l = Learned::default();
         assert!(l.note(&cmd("haproxy -sf"), 80, Some(2000), None, 5));
         assert!(l.note(&cmd("nginx -s reload"), 80, None, None, 5));
-        assert_eq!(l.old_open(&cmd("haproxy -sf"), 80), Some(Some(2000)));
-        assert_eq!(l.old_open(&cmd("nginx -s reload"), 80), Some(None));
-        assert_eq!(l.old_open(&cmd("haproxy -sf"), 443), None);
-        assert_eq!(l.old_open(&cmd("systemctl restart haproxy"), 80), None);
+        assert_eq!(
+            l.seen(&cmd("haproxy -sf"), 80).map(|s| s.old_open_ms),
+            Some(Some(2000))
+        );
+        assert_eq!(
+            l.seen(&cmd("nginx -s reload"), 80).map(|s| s.old_open_ms),
+            Some(None)
+        );
+        assert_eq!(
+            l.seen(&cmd("haproxy -sf"), 443).map(|s| s.old_open_ms),
+            None
+        );
+        assert_eq!(
+            l.seen(&cmd("systemctl restart haproxy"), 80)
+                .map(|s| s.old_open_ms),
+            None
+        );
         assert_eq!(Learned::parse(&l.to_bytes()), Ok(l));
     }
 
@@ -181,7 +184,7 @@ mod tests {
         let mut l = Learned::default();
         l.note(&cmd("x"), 80, Some(2000), None, 1);
         assert!(l.note(&cmd("x"), 80, Some(3), None, 2));
-        assert_eq!(l.old_open(&cmd("x"), 80), Some(Some(3)));
+        assert_eq!(l.seen(&cmd("x"), 80).map(|s| s.old_open_ms), Some(Some(3)));
         assert_eq!(l.ports.len(), 1);
     }
 
@@ -192,13 +195,16 @@ mod tests {
             l.note(&cmd("x"), p, None, None, u64::from(p));
         }
         assert_eq!(l.ports.len(), MAX_ENTRIES);
-        assert_eq!(l.old_open(&cmd("x"), 0), None);
-        assert_eq!(l.old_open(&cmd("x"), MAX_ENTRIES as u16), Some(None));
+        assert_eq!(l.seen(&cmd("x"), 0).map(|s| s.old_open_ms), None);
+        assert_eq!(
+            l.seen(&cmd("x"), MAX_ENTRIES as u16).map(|s| s.old_open_ms),
+            Some(None)
+        );
         // Seeing one again makes it the newest.
         l.note(&cmd("x"), 1, None, None, 99);
         l.note(&cmd("x"), 1000, None, None, 100);
-        assert_eq!(l.old_open(&cmd("x"), 1), Some(None));
-        assert_eq!(l.old_open(&cmd("x"), 2), None);
+        assert_eq!(l.seen(&cmd("x"), 1).map(|s| s.old_open_ms), Some(None));
+        assert_eq!(l.seen(&cmd("x"), 2).map(|s| s.old_open_ms), None);
     }
 
     #[test]
